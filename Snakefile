@@ -1,0 +1,36 @@
+# kdbench: knowledge distillation on CIFAR-10, end to end. Setup only; the rules live in rules/.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: f"{workflow.basedir}/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/teachers.smk"
+include: "rules/students.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        SUMMARY,
+
+
+rule teachers:
+    input:
+        [model_file(name) for name in TEACHERS],
+
+
+rule students:
+    input:
+        [model_file(name) for name in STUDENTS],
+
+
+rule evaluation:
+    input:
+        [metrics_file(name) for name in TEACHERS + STUDENTS],

@@ -1,0 +1,56 @@
+"""Hinton knowledge distillation on logits, with the teacher's soft targets cached or computed online."""
+
+from __future__ import annotations
+
+import keras
+
+HARD_LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def kd_loss(labels, student_logits, teacher_logits, alpha: float, temperature: float):
+    """alpha * CE(labels, student) + (1 - alpha) * T^2 * KL(softmax(teacher/T) || softmax(student/T)).
+
+    Returns (total, hard, soft) as scalars averaged over the batch.
+    """
+    hard = HARD_LOSS(labels, student_logits)
+    soft = keras.distillation.LogitsDistillation(temperature).compute_loss(teacher_logits, student_logits)
+    return alpha * hard + (1.0 - alpha) * soft, hard, soft
+
+
+class Distiller(keras.Model):
+    """Trains `student` with kd_loss; the teacher (when given) only runs in inference mode and never updates.
+
+    The targets `y` are a dict: {"label": int labels, "teacher_logits": cached logits}. With an online
+    `teacher`, "teacher_logits" is ignored and the teacher runs on every batch instead.
+    """
+
+    def __init__(self, student: keras.Model, alpha: float, temperature: float,
+                 teacher: keras.Model | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.student = student
+        self.teacher = teacher
+        if teacher is not None:
+            teacher.trainable = False
+        self.alpha = float(alpha)
+        self.temperature = float(temperature)
+        self.hard_loss_tracker = keras.metrics.Mean(name="hard_loss")
+        self.soft_loss_tracker = keras.metrics.Mean(name="soft_loss")
+        self.accuracy_metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+    def call(self, inputs, training=False):
+        return self.student(inputs, training=training)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        teacher_logits = self.teacher(x, training=False) if self.teacher is not None else y["teacher_logits"]
+        total, hard, soft = kd_loss(y["label"], y_pred, teacher_logits, self.alpha, self.temperature)
+        self.hard_loss_tracker.update_state(hard)
+        self.soft_loss_tracker.update_state(soft)
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        self.accuracy_metric.update_state(y["label"], y_pred)
+        return self.get_metrics_result()
+
+    @property
+    def metrics(self):
+        return [*super().metrics, self.hard_loss_tracker, self.soft_loss_tracker, self.accuracy_metric]

@@ -1,0 +1,107 @@
+"""Training runtime: threads, seeds, tf.data input, and a resumable fit that writes checkpoint + history."""
+
+from __future__ import annotations
+
+import math
+import platform
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from kdbench import KdbenchError
+from kdbench.io import atomic_path, write_json
+
+
+def configure_runtime(threads: int, seed: int) -> None:
+    """Pin TensorFlow to the rule's threads (Snakemake cannot) and seed every generator."""
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+    keras.utils.set_random_seed(seed)
+
+
+def device_description() -> str:
+    """Human-readable name of what TensorFlow computes on (GPU names, else the CPU model)."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
+        return ", ".join(names)
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU: {cpu}"
+
+
+def make_dataset(x: np.ndarray, targets, batch_size: int, shuffle: bool, seed: int = 0):
+    """Batched, prefetched tf.data pipeline; images stay 32x32 (upsampling happens inside the model)."""
+    ds = tf.data.Dataset.from_tensor_slices((x, targets))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Logs progress, adds `epoch_seconds` (so training time survives restarts) and stops on a NaN loss."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+        print(f"epoch {epoch + 1}/{self.params['epochs']} started", flush=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["epoch_seconds"] = time.perf_counter() - self.start
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise KdbenchError(f"training loss became {loss} at batch {batch}; lower the learning "
+                               "rate or check the input data")
+
+
+def fit_resumable(model, train_ds, epochs: int, resume_dir: str | Path, verbose: int = 2):
+    """model.fit with state in `resume_dir`: a killed run restarts from its last finished epoch.
+
+    `resume_dir` must not be a declared Snakemake output (Snakemake deletes those when a job fails).
+    Returns the per-epoch history as a pandas DataFrame.
+    """
+    resume_dir = Path(resume_dir)
+    resume_dir.mkdir(parents=True, exist_ok=True)
+    history_path = resume_dir / "history.csv"
+    if (resume_dir / "backup").exists():
+        print(f"resuming from the last finished epoch saved in {resume_dir}", flush=True)
+    else:
+        history_path.unlink(missing_ok=True)
+    callbacks = [
+        EpochTimer(),
+        keras.callbacks.BackupAndRestore(str(resume_dir / "backup")),
+        keras.callbacks.CSVLogger(str(history_path), append=True),
+    ]
+    if not model.built:  # BackupAndRestore needs built weights to restore into
+        model(next(iter(train_ds))[0])
+    model.fit(train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
+    history = pd.read_csv(history_path).drop_duplicates("epoch", keep="last").reset_index(drop=True)
+    history["epoch"] = history["epoch"] + 1
+    return history
+
+
+def save_training_outputs(model, history, model_path: str | Path, history_path: str | Path,
+                          info_path: str | Path, info: dict, resume_dir: str | Path) -> None:
+    """Write checkpoint, history and run info atomically, then drop the resume state."""
+    with atomic_path(model_path) as tmp:
+        model.save(tmp)
+    with atomic_path(history_path) as tmp:
+        history.to_csv(tmp, index=False)
+    info = {**info, "params": int(model.count_params()), "epochs_run": int(len(history)),
+            "train_seconds": float(history["epoch_seconds"].sum()), "device": device_description(),
+            "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
+                         "keras": keras.__version__}}
+    write_json(info_path, info)
+    shutil.rmtree(resume_dir, ignore_errors=True)

@@ -1,0 +1,83 @@
+# Config validation and path helpers; no other Python lives in the rules.
+import shlex
+import sys
+
+from snakemake.settings.types import DeploymentMethod
+from snakemake.utils import validate
+
+sys.path.insert(0, workflow.basedir)
+from kdbench.config import config_errors
+
+SCHEMA = f"{workflow.basedir}/schemas/config.schema.yaml"
+_errors = config_errors(config, SCHEMA)
+if _errors:
+    raise ValueError("invalid configuration (config.yaml + --configfile/--config):\n  " + "\n  ".join(_errors))
+validate(config, SCHEMA)  # fills schema defaults
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def number_tag(value):
+    """Compact number for paths and names: 0.3 -> '0.3', 7.0 -> '7'."""
+    return f"{value:g}"
+
+
+# Scripts run with the Python that runs Snakemake, unless --sdm conda gives each rule its own env.
+PYTHON = (
+    "python"
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+    else shlex.quote(sys.executable)
+)
+SCRIPT = f"PYTHONPATH={shlex.quote(workflow.basedir)} {PYTHON} {shlex.quote(workflow.basedir)}/scripts"
+
+DATA = "results/data/cifar10.npz"
+DATA_INFO = "results/data/cifar10.json"
+SUMMARY = "results/summary.md"
+SEEDS = config["seeds"]
+TEACHER_SEED = SEEDS[0]
+
+TEACHERS = [f"teacher-{kind}" for kind in ("frozen", "finetuned")]
+BASELINES = [f"student-baseline-s{seed}" for seed in SEEDS]
+DISTILLED = [
+    f"student-kd-{kind}-a{number_tag(alpha)}-t{number_tag(temperature)}-s{seed}"
+    for kind in ("frozen", "finetuned")
+    for alpha in as_list(config["distillation"]["alpha"])
+    for temperature in as_list(config["distillation"]["temperature"])
+    for seed in SEEDS
+]
+STUDENTS = BASELINES + DISTILLED
+
+
+def model_file(name):
+    return f"results/models/{name}/model.keras"
+
+
+def metrics_file(name):
+    return f"results/eval/{name}/metrics.json"
+
+
+def training_outputs(name):
+    """Declared outputs of a training job; its resume state sits outside them (Snakemake deletes failed outputs)."""
+    return {
+        "model": model_file(name),
+        "history": f"results/models/{name}/history.csv",
+        "info": f"results/models/{name}/train.json",
+    }
+
+
+def training_flags(name):
+    """Flags shared by every training script."""
+    return (
+        f"--data {DATA} --upsample {config['model']['upsample']} "
+        f"--epochs {config['train']['epochs']} --batch-size {config['train']['batch_size']} "
+        f"--resume-dir results/.resume/{name}"
+    )
+
+
+wildcard_constraints:
+    teacher="frozen|finetuned",
+    seed=r"\d+",
+    alpha=r"[0-9.e+-]+",
+    temperature=r"[0-9.e+-]+",

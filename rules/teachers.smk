@@ -1,0 +1,43 @@
+rule train_teacher:
+    input:
+        DATA,
+    output:
+        **training_outputs("teacher-{teacher}"),
+    params:
+        common=lambda wildcards: training_flags(f"teacher-{wildcards.teacher}"),
+        learning_rate=lambda wildcards: config["teachers"][wildcards.teacher]["learning_rate"],
+        weights=shlex.quote(str(config["model"]["weights"] or "none")),
+        seed=TEACHER_SEED,
+    threads: config["threads"]
+    resources:
+        gpu=1,
+    log:
+        "results/logs/train_teacher/{teacher}.log",
+    benchmark:
+        "results/benchmarks/train_teacher/{teacher}.tsv"
+    conda:
+        "../envs/kdbench.yaml"
+    shell:
+        "{SCRIPT}/train_teacher.py --kind {wildcards.teacher} --weights {params.weights} {params.common} "
+        "--learning-rate {params.learning_rate} --seed {params.seed} --threads {threads} "
+        "--model-out {output.model} --history-out {output.history} --info-out {output.info} > {log} 2>&1"
+
+
+rule teacher_logits:
+    input:
+        data=DATA,
+        model=model_file("teacher-{teacher}"),
+    output:
+        "results/logits/teacher-{teacher}.npy",
+    threads: config["threads"]
+    resources:
+        gpu=1,
+    log:
+        "results/logs/teacher_logits/{teacher}.log",
+    benchmark:
+        "results/benchmarks/teacher_logits/{teacher}.tsv"
+    conda:
+        "../envs/kdbench.yaml"
+    shell:
+        "{SCRIPT}/teacher_logits.py --data {input.data} --model {input.model} --threads {threads} "
+        "--out {output} > {log} 2>&1"

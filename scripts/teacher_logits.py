@@ -1,0 +1,34 @@
+#!/usr/bin/env python
+"""Compute a teacher's logits on the training images once, for every distillation run to reuse."""
+
+import argparse
+
+from kdbench import cli
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", required=True, help=".npz written by fetch_data.py")
+    parser.add_argument("--model", required=True, help="teacher .keras checkpoint")
+    parser.add_argument("--batch-size", type=cli.positive_int, default=128)
+    parser.add_argument("--threads", type=cli.positive_int, default=1)
+    parser.add_argument("--out", required=True, help="output .npy of shape (train images, 10)")
+    args = parser.parse_args()
+
+    import numpy as np
+
+    from kdbench import data, models, train
+    from kdbench.io import atomic_path
+
+    train.configure_runtime(args.threads, seed=0)
+    teacher = models.load_model(args.model)
+    x_train = data.preprocess(data.load_dataset(args.data)["x_train"])
+    logits = teacher.predict(x_train, batch_size=args.batch_size, verbose=2)
+    with atomic_path(args.out) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, logits.astype(np.float32))
+    print(f"wrote {args.out}: logits of {len(logits)} training images")
+
+
+if __name__ == "__main__":
+    cli.run(main)
