@@ -13,7 +13,10 @@ def kd_loss(labels, student_logits, teacher_logits, alpha: float, temperature: f
     Returns (total, hard, soft) as scalars averaged over the batch.
     """
     hard = HARD_LOSS(labels, student_logits)
-    soft = keras.distillation.LogitsDistillation(temperature).compute_loss(teacher_logits, student_logits)
+    # Pass a KLDivergence instance: with the default string 'kl_divergence', Keras 3.15 skips the softmax
+    # and the T^2 factor (its isinstance check misses the function that the string resolves to).
+    soft_loss = keras.distillation.LogitsDistillation(temperature, loss=keras.losses.KLDivergence())
+    soft = soft_loss.compute_loss(teacher_logits, student_logits)
     return alpha * hard + (1.0 - alpha) * soft, hard, soft
 
 

@@ -1,4 +1,5 @@
 # Config validation and path helpers; no other Python lives in the rules.
+import os
 import shlex
 import sys
 
@@ -24,13 +25,13 @@ def number_tag(value):
     return f"{value:g}"
 
 
-# Scripts run with the Python that runs Snakemake, unless --sdm conda gives each rule its own env.
-PYTHON = (
-    "python"
-    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
-    else shlex.quote(sys.executable)
-)
-SCRIPT = f"PYTHONPATH={shlex.quote(workflow.basedir)} {PYTHON} {shlex.quote(workflow.basedir)}/scripts"
+# Every job runs scripts/ with the Python that runs Snakemake (its bin/ first on PATH), unless
+# --sdm conda gives each rule its own environment; kdbench is importable from the repository.
+_env = f"export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "  # {{ }}: shell format
+_env += f"export KDBENCH_SCRIPTS={shlex.quote(os.path.join(workflow.basedir, 'scripts'))}; "
+if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
+    _env += f"export PATH={shlex.quote(os.path.dirname(sys.executable))}:$PATH; "
+shell.prefix(_env)
 
 DATA = "results/data/cifar10.npz"
 DATA_INFO = "results/data/cifar10.json"
@@ -74,6 +75,13 @@ def training_flags(name):
         f"--epochs {config['train']['epochs']} --batch-size {config['train']['batch_size']} "
         f"--resume-dir results/.resume/{name}"
     )
+
+
+def teacher_source(wildcards):
+    """Cached logits (computed once per teacher) or, for online KD, the teacher checkpoint itself."""
+    if config["distillation"]["soft_targets"] == "cached":
+        return f"results/logits/teacher-{wildcards.teacher}.npy"
+    return model_file(f"teacher-{wildcards.teacher}")
 
 
 wildcard_constraints:

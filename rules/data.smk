@@ -15,5 +15,5 @@ rule fetch_data:
     conda:
         "../envs/kdbench.yaml"
     shell:
-        "{SCRIPT}/fetch_data.py --source {params.source} {params.path} {params.sizes} {params.checksum} "
+        "python \"$KDBENCH_SCRIPTS/fetch_data.py\" --source {params.source} {params.path} {params.sizes} {params.checksum} "
         "--seed {params.seed} --out {output.data} --info-out {output.info} > {log} 2>&1"

@@ -17,6 +17,6 @@ rule evaluate:
     conda:
         "../envs/kdbench.yaml"
     shell:
-        "{SCRIPT}/evaluate.py --data {input.data} --model {input.model} --train-info {input.info} "
+        "python \"$KDBENCH_SCRIPTS/evaluate.py\" --data {input.data} --model {input.model} --train-info {input.info} "
         "--name {wildcards.model} --threads {threads} --metrics-out {output.metrics} "
         "--per-class-out {output.per_class} --confusion-out {output.confusion} > {log} 2>&1"

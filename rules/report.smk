@@ -11,5 +11,5 @@ rule summarize:
     conda:
         "../envs/kdbench.yaml"
     shell:
-        "{SCRIPT}/summarize.py --metrics {input.metrics} --data-info {input.info} --title {params.title} "
+        "python \"$KDBENCH_SCRIPTS/summarize.py\" --metrics {input.metrics} --data-info {input.info} --title {params.title} "
         "--out {output} > {log} 2>&1"

@@ -1,10 +1,3 @@
-def teacher_source(wildcards):
-    """Cached logits (computed once per teacher) or, for online KD, the teacher checkpoint itself."""
-    if config["distillation"]["soft_targets"] == "cached":
-        return f"results/logits/teacher-{wildcards.teacher}.npy"
-    return model_file(f"teacher-{wildcards.teacher}")
-
-
 rule distill:
     input:
         data=DATA,
@@ -31,7 +24,7 @@ rule distill:
     conda:
         "../envs/kdbench.yaml"
     shell:
-        "{SCRIPT}/train_student.py {params.teacher_flag} {input.teacher} --teacher-name {wildcards.teacher} "
+        "python \"$KDBENCH_SCRIPTS/train_student.py\" {params.teacher_flag} {input.teacher} --teacher-name {wildcards.teacher} "
         "--alpha {wildcards.alpha} --temperature {wildcards.temperature} {params.common} "
         "--learning-rate {params.learning_rate} --seed {wildcards.seed} --threads {threads} "
         "--model-out {output.model} --history-out {output.history} --info-out {output.info} > {log} 2>&1"
@@ -55,6 +48,6 @@ rule train_baseline:
     conda:
         "../envs/kdbench.yaml"
     shell:
-        "{SCRIPT}/train_student.py {params.common} --learning-rate {params.learning_rate} "
+        "python \"$KDBENCH_SCRIPTS/train_student.py\" {params.common} --learning-rate {params.learning_rate} "
         "--seed {wildcards.seed} --threads {threads} "
         "--model-out {output.model} --history-out {output.history} --info-out {output.info} > {log} 2>&1"

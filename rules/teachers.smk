@@ -18,7 +18,7 @@ rule train_teacher:
     conda:
         "../envs/kdbench.yaml"
     shell:
-        "{SCRIPT}/train_teacher.py --kind {wildcards.teacher} --weights {params.weights} {params.common} "
+        "python \"$KDBENCH_SCRIPTS/train_teacher.py\" --kind {wildcards.teacher} --weights {params.weights} {params.common} "
         "--learning-rate {params.learning_rate} --seed {params.seed} --threads {threads} "
         "--model-out {output.model} --history-out {output.history} --info-out {output.info} > {log} 2>&1"
 
@@ -39,5 +39,5 @@ rule teacher_logits:
     conda:
         "../envs/kdbench.yaml"
     shell:
-        "{SCRIPT}/teacher_logits.py --data {input.data} --model {input.model} --threads {threads} "
+        "python \"$KDBENCH_SCRIPTS/teacher_logits.py\" --data {input.data} --model {input.model} --threads {threads} "
         "--out {output} > {log} 2>&1"

@@ -1,0 +1,36 @@
+import json
+
+import numpy as np
+import pytest
+from conftest import run_script
+
+SCRIPTS = ["fetch_data.py", "train_teacher.py", "teacher_logits.py", "train_student.py", "evaluate.py",
+           "summarize.py"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_script_has_help(script):
+    result = run_script(script, "--help")
+    assert result.returncode == 0 and "usage:" in result.stdout
+
+
+def test_fetch_data_from_official_archive(official_archive, tmp_path):
+    path, expected = official_archive
+    out, info = tmp_path / "d.npz", tmp_path / "d.json"
+    result = run_script("fetch_data.py", "--source", "archive", "--path", path, "--train-size", 12,
+                        "--test-size", 5, "--no-verify-checksum", "--out", out, "--info-out", info)
+    assert result.returncode == 0, result.stderr
+    with np.load(out) as arrays:
+        np.testing.assert_array_equal(arrays["x_train"], expected["x_train"][:12])
+        np.testing.assert_array_equal(arrays["y_test"], expected["y_test"][:5])
+    assert json.loads(info.read_text())["source"] == "archive"
+
+
+def test_fetch_data_error_is_one_clear_line(official_archive, tmp_path):
+    path, _ = official_archive
+    out = tmp_path / "d.npz"
+    result = run_script("fetch_data.py", "--source", "archive", "--path", path, "--train-size", 10,
+                        "--test-size", 5, "--out", out, "--info-out", tmp_path / "d.json")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and "sha256" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()

@@ -1,0 +1,80 @@
+"""The whole DAG on tiny synthetic data, in a temporary directory."""
+
+import re
+
+import pytest
+from conftest import ROOT, run_snakemake
+
+TINY = str(ROOT / "presets" / "tiny.yaml")
+FIVE_MODELS = ["teacher-frozen", "teacher-finetuned", "student-baseline-s0",
+               "student-kd-frozen-a0.3-t7-s0", "student-kd-finetuned-a0.3-t7-s0"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tiny")
+    result = run_snakemake(workdir, "--configfile", TINY, "--cores", "2")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return workdir
+
+
+def summary_rows(text):
+    return {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in text.splitlines() if line.startswith("| ") and not line.startswith("| model")}
+
+
+def test_tiny_workflow_summarises_all_five_models(tiny_run):
+    text = (tiny_run / "results" / "summary.md").read_text()
+    rows = summary_rows(text)
+    assert set(rows) == set(FIVE_MODELS)
+    for model, cells in rows.items():
+        accuracy = float(cells[0])
+        assert 0 <= accuracy <= 100
+        assert re.fullmatch(r"\d+\.\d+", cells[2])  # test loss
+    assert "synthetic" in text
+    for model in FIVE_MODELS:
+        assert (tiny_run / "results" / "eval" / model / "confusion_matrix.csv").exists()
+        assert (tiny_run / "results" / "models" / model / "history.csv").exists()
+    assert not (tiny_run / "results" / ".resume").exists() or not any((tiny_run / "results" / ".resume").iterdir())
+
+
+def test_rerunning_one_target_runs_only_its_job(tiny_run):
+    target = "results/eval/student-baseline-s0/metrics.json"
+    (tiny_run / target).unlink()
+    result = run_snakemake(tiny_run, "--configfile", TINY, "--cores", "2", target)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    assert re.search(r"evaluate\s+1", log) and "train_baseline" not in log.split("Job stats")[-1]
+    assert (tiny_run / target).exists()
+
+
+def test_stage_target_after_complete_run_has_nothing_to_do(tiny_run):
+    result = run_snakemake(tiny_run, "--configfile", TINY, "--cores", "2", "teachers", "-n")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_dry_run_of_default_config_lists_expected_jobs(tmp_path):
+    result = run_snakemake(tmp_path, "-n", "--cores", "4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    stats = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
+    assert stats == {"fetch_data": "1", "train_teacher": "2", "teacher_logits": "2", "distill": "2",
+                     "train_baseline": "1", "evaluate": "5", "summarize": "1", "all": "1", "total": "15"}
+
+
+def test_online_soft_targets_skip_the_logits_step(tmp_path):
+    result = run_snakemake(tmp_path, "-n", "--cores", "4", "--config", "distillation={'alpha': 0.3, "
+                           "'temperature': 7, 'soft_targets': 'online'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "teacher_logits" not in result.stdout and re.search(r"^distill\s+2$", result.stdout, re.M)
+
+
+def test_invalid_config_names_the_key_before_any_job(tmp_path):
+    result = run_snakemake(tmp_path, "-n", "--cores", "1", "--config", "threads=0")
+    assert result.returncode != 0
+    assert "threads: 0 is less than the minimum of 1" in result.stdout + result.stderr
+
+
+def test_lint_is_clean(tmp_path):
+    result = run_snakemake(tmp_path, "--lint")
+    assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr, result.stdout[-3000:]
