@@ -63,8 +63,9 @@ def test_dry_run_of_default_config_lists_expected_jobs(tmp_path):
 
 
 def test_online_soft_targets_skip_the_logits_step(tmp_path):
-    result = run_snakemake(tmp_path, "-n", "--cores", "4", "--config", "distillation={'alpha': 0.3, "
-                           "'temperature': 7, 'soft_targets': 'online'}")
+    preset = tmp_path / "online.yaml"
+    preset.write_text("distillation:\n  soft_targets: online\n")
+    result = run_snakemake(tmp_path, "-n", "--cores", "4", "--configfile", preset)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "teacher_logits" not in result.stdout and re.search(r"^distill\s+2$", result.stdout, re.M)
 
