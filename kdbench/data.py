@@ -124,7 +124,8 @@ def read_archive(path: str | os.PathLike, train_size: int, test_size: int,
         ys.append(y)
         have += len(x)
     if have < train_size:
-        raise KdbenchError(f"{path} holds {have} training images; data.train_size asks for {train_size}")
+        raise KdbenchError(f"{path} holds {have} training images; the config needs {train_size} "
+                           "(data.train_size + data.val_size)")
     x_test, y_test = read_batch(read(TEST_BATCH), f"{path}:{TEST_BATCH}")
     if len(x_test) < test_size:
         raise KdbenchError(f"{path} holds {len(x_test)} test images; data.test_size asks for {test_size}")
@@ -166,7 +167,8 @@ def read_npz(path: str | os.PathLike, train_size: int, test_size: int) -> dict[s
         if x.ndim != 4 or x.shape[1:] != (32, 32, 3):
             raise KdbenchError(f"{path}: x_{split} has shape {x.shape}, expected (N, 32, 32, 3)")
         if len(x) < size:
-            raise KdbenchError(f"{path} holds {len(x)} {split} images; data.{split}_size asks for {size}")
+            raise KdbenchError(f"{path} holds {len(x)} {split} images; the config needs {size}"
+                               + (" (data.train_size + data.val_size)" if split == "train" else ""))
         arrays[f"x_{split}"] = x[:size].astype(np.uint8)
         arrays[f"y_{split}"] = y[:size].astype(np.int64)
     return arrays
@@ -189,27 +191,35 @@ def make_synthetic(train_size: int, test_size: int, seed: int = 0) -> dict[str, 
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
-def fetch(source: str, path: str | None, train_size: int, test_size: int,
+def fetch(source: str, path: str | None, train_size: int, test_size: int, val_size: int = 0,
           verify_checksum: bool = True, seed: int = 0) -> tuple[dict[str, np.ndarray], dict]:
-    """Load the configured slices; returns the arrays and a provenance record for the summary."""
-    provenance: dict = {"source": source, "train_size": train_size, "test_size": test_size}
+    """Load the configured slices; returns the arrays and a provenance record for the summary.
+
+    The validation images are the val_size official training images right after the first train_size,
+    so they never overlap the training or test images and the seed's training slice stays the same.
+    """
+    provenance: dict = {"source": source, "train_size": train_size, "val_size": val_size,
+                        "test_size": test_size}
+    pool_size = train_size + val_size
     if source == "synthetic":
-        return make_synthetic(train_size, test_size, seed), provenance
-    if source == "npz":
+        arrays = make_synthetic(pool_size, test_size, seed)
+    elif source == "npz":
         if not path:
             raise KdbenchError("data.source: npz needs data.path pointing at the .npz file")
-        provenance.update(path=str(path), sha256=sha256_of(path) if Path(path).is_file() else None)
-        return read_npz(path, train_size, test_size), provenance
-    if source == "download":
-        path = download_archive()
-    elif source == "archive":
-        if not path:
+        arrays = read_npz(path, pool_size, test_size)
+        provenance.update(path=str(path), sha256=sha256_of(path))
+    elif source in ("download", "archive"):
+        if source == "download":
+            path = download_archive()
+        elif not path:
             raise KdbenchError("data.source: archive needs data.path (cifar-10-python.tar.gz or its extracted folder)")
+        expected = OFFICIAL_SHA256 if verify_checksum else None
+        arrays = read_archive(path, pool_size, test_size, expected_sha256=expected)
+        provenance.update(path=str(path), sha256=expected)
     else:
         raise KdbenchError(f"data.source is '{source}'; use one of {', '.join(SOURCES)}")
-    expected = OFFICIAL_SHA256 if verify_checksum else None
-    arrays = read_archive(path, train_size, test_size, expected_sha256=expected)
-    provenance.update(path=str(path), sha256=OFFICIAL_SHA256 if expected else None)
+    arrays["x_val"], arrays["y_val"] = arrays["x_train"][train_size:], arrays["y_train"][train_size:]
+    arrays["x_train"], arrays["y_train"] = arrays["x_train"][:train_size], arrays["y_train"][:train_size]
     return arrays, provenance
 
 

@@ -41,3 +41,10 @@ def confusion_table(labels: np.ndarray, logits: np.ndarray) -> pd.DataFrame:
     matrix = confusion_matrix(np.asarray(labels).reshape(-1), logits.argmax(axis=1),
                               labels=range(len(CLASS_NAMES)))
     return pd.DataFrame(matrix, index=pd.Index(CLASS_NAMES, name="true"), columns=CLASS_NAMES)
+
+
+def peak_memory_mb(benchmark_tsv: str) -> float | None:
+    """Peak resident memory (MB) from a Snakemake benchmark file; None when it was not measured."""
+    table = pd.read_csv(benchmark_tsv, sep="\t")
+    value = pd.to_numeric(table["max_rss"], errors="coerce").max()
+    return None if pd.isna(value) or value <= 0 else float(value)

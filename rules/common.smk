@@ -59,6 +59,11 @@ def metrics_file(name):
     return f"results/eval/{name}/metrics.json"
 
 
+def training_benchmark(name):
+    """Snakemake's time/memory record of a training job; evaluate reads its peak memory."""
+    return f"results/benchmarks/train/{name}.tsv"
+
+
 def training_outputs(name):
     """Declared outputs of a training job; its resume state sits outside them (Snakemake deletes failed outputs)."""
     return {

@@ -5,7 +5,10 @@ rule fetch_data:
     params:
         source=config["data"]["source"],
         path=f"--path {shlex.quote(str(config['data']['path']))}" if config["data"].get("path") else "",
-        sizes=f"--train-size {config['data']['train_size']} --test-size {config['data']['test_size']}",
+        sizes=(
+            f"--train-size {config['data']['train_size']} --val-size {config['data']['val_size']} "
+            f"--test-size {config['data']['test_size']}"
+        ),
         checksum="" if config["data"].get("verify_checksum", True) else "--no-verify-checksum",
         seed=TEACHER_SEED,
     log:

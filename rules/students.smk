@@ -18,9 +18,9 @@ rule distill:
     resources:
         gpu=1,
     log:
-        "results/logs/distill/{teacher}-a{alpha}-t{temperature}-s{seed}.log",
+        "results/logs/train/student-kd-{teacher}-a{alpha}-t{temperature}-s{seed}.log",
     benchmark:
-        "results/benchmarks/distill/{teacher}-a{alpha}-t{temperature}-s{seed}.tsv"
+        training_benchmark("student-kd-{teacher}-a{alpha}-t{temperature}-s{seed}")
     conda:
         "../envs/kdbench.yaml"
     shell:
@@ -42,9 +42,9 @@ rule train_baseline:
     resources:
         gpu=1,
     log:
-        "results/logs/train_baseline/s{seed}.log",
+        "results/logs/train/student-baseline-s{seed}.log",
     benchmark:
-        "results/benchmarks/train_baseline/s{seed}.tsv"
+        training_benchmark("student-baseline-s{seed}")
     conda:
         "../envs/kdbench.yaml"
     shell:

@@ -12,9 +12,9 @@ rule train_teacher:
     resources:
         gpu=1,
     log:
-        "results/logs/train_teacher/{teacher}.log",
+        "results/logs/train/teacher-{teacher}.log",
     benchmark:
-        "results/benchmarks/train_teacher/{teacher}.tsv"
+        training_benchmark("teacher-{teacher}")
     conda:
         "../envs/kdbench.yaml"
     shell:

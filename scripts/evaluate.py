@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Evaluate one trained model on the test images with scikit-learn metrics."""
+"""Evaluate one trained model: scikit-learn metrics on validation and test images, and its running cost."""
 
 import argparse
 
@@ -11,29 +11,51 @@ def main() -> None:
     parser.add_argument("--data", required=True, help=".npz written by fetch_data.py")
     parser.add_argument("--model", required=True, help=".keras checkpoint")
     parser.add_argument("--train-info", required=True, help="JSON written by the model's training step")
+    parser.add_argument("--train-benchmark", help="Snakemake benchmark TSV of the training job (peak memory)")
     parser.add_argument("--name", required=True, help="model name shown in the summary")
     parser.add_argument("--batch-size", type=cli.positive_int, default=128)
+    parser.add_argument("--throughput-batch", type=cli.positive_int, default=256,
+                        help="batch size for the throughput measurement")
     parser.add_argument("--threads", type=cli.positive_int, default=1)
     parser.add_argument("--metrics-out", required=True, help="output JSON")
-    parser.add_argument("--per-class-out", required=True, help="output CSV: classification report")
-    parser.add_argument("--confusion-out", required=True, help="output CSV: confusion matrix")
+    parser.add_argument("--per-class-out", required=True, help="output CSV: classification report (test)")
+    parser.add_argument("--confusion-out", required=True, help="output CSV: confusion matrix (test)")
+    parser.add_argument("--confusion-png", required=True, help="output PNG: confusion matrix (test)")
+    parser.add_argument("--predictions-out", required=True, help="output CSV: label and prediction per test image")
     args = parser.parse_args()
 
-    from kdbench import data, evaluate, models, train
+    import pandas as pd
+
+    from kdbench import cost, data, evaluate, models, plots, train
     from kdbench.io import atomic_path, read_json, write_json
 
     train.configure_runtime(args.threads, seed=0)
     arrays = data.load_dataset(args.data)
     model = models.load_model(args.model)
-    logits = model.predict(data.preprocess(arrays["x_test"]), batch_size=args.batch_size, verbose=0)
-    metrics = evaluate.classification_metrics(arrays["y_test"], logits)
-    for table, path in ((evaluate.per_class_report(arrays["y_test"], logits), args.per_class_out),
-                        (evaluate.confusion_table(arrays["y_test"], logits), args.confusion_out)):
-        with atomic_path(path) as tmp:
-            table.to_csv(tmp, index=table.index.name is not None)
-    write_json(args.metrics_out, {"model": args.name, **metrics, "train": read_json(args.train_info)})
-    print(f"{args.name}: test accuracy {metrics['accuracy']:.4f}, loss {metrics['loss']:.4f}, "
-          f"macro F1 {metrics['f1_macro']:.4f}")
+
+    def logits_on(split: str):
+        return model.predict(data.preprocess(arrays[f"x_{split}"]), batch_size=args.batch_size, verbose=0)
+
+    labels, logits = arrays["y_test"], logits_on("test")
+    metrics = {"model": args.name, "train": read_json(args.train_info),
+               "test": evaluate.classification_metrics(labels, logits)}
+    if len(arrays.get("x_val", [])):
+        metrics["val"] = evaluate.classification_metrics(arrays["y_val"], logits_on("val"))
+    confusion = evaluate.confusion_table(labels, logits)
+    with atomic_path(args.per_class_out) as tmp:
+        evaluate.per_class_report(labels, logits).to_csv(tmp, index=False)
+    with atomic_path(args.confusion_out) as tmp:
+        confusion.to_csv(tmp)
+    with atomic_path(args.predictions_out) as tmp:
+        pd.DataFrame({"label": labels, "prediction": logits.argmax(axis=1)}).to_csv(tmp, index_label="image")
+    plots.confusion_matrix_png(confusion, f"{args.name}: test accuracy {100 * metrics['test']['accuracy']:.2f}%",
+                               args.confusion_png)
+    metrics["cost"] = cost.model_cost(model, args.throughput_batch)
+    if args.train_benchmark:
+        metrics["cost"]["train_peak_rss_mb"] = evaluate.peak_memory_mb(args.train_benchmark)
+    write_json(args.metrics_out, metrics)
+    print(f"{args.name}: test accuracy {metrics['test']['accuracy']:.4f}, loss {metrics['test']['loss']:.4f}, "
+          f"macro F1 {metrics['test']['f1_macro']:.4f}; {metrics['cost']['latency_ms']:.1f} ms per image")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ def main() -> None:
                              "folder; npz: x_train/y_train/x_test/y_test arrays; synthetic: generated")
     parser.add_argument("--path", help="file or folder for --source archive/npz")
     parser.add_argument("--train-size", type=cli.positive_int, required=True)
+    parser.add_argument("--val-size", type=int, default=0,
+                        help="validation images: the official training images right after the first --train-size")
     parser.add_argument("--test-size", type=cli.positive_int, required=True)
     parser.add_argument("--no-verify-checksum", action="store_true",
                         help="accept an archive whose sha256 differs from the official one")
@@ -24,11 +26,12 @@ def main() -> None:
     from kdbench.data import fetch, save_dataset
     from kdbench.io import write_json
 
-    arrays, provenance = fetch(args.source, args.path, args.train_size, args.test_size,
+    arrays, provenance = fetch(args.source, args.path, args.train_size, args.test_size, args.val_size,
                                verify_checksum=not args.no_verify_checksum, seed=args.seed)
     save_dataset(args.out, arrays)
     write_json(args.info_out, provenance)
-    print(f"wrote {args.out}: {len(arrays['x_train'])} train / {len(arrays['x_test'])} test images "
+    print(f"wrote {args.out}: {len(arrays['x_train'])} train / {len(arrays['x_val'])} validation / "
+          f"{len(arrays['x_test'])} test images "
           f"from {args.source}")
 
 

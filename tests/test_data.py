@@ -113,3 +113,21 @@ def test_preprocess_matches_caffe_convention():
     out = data.preprocess(image)
     # BGR order, ImageNet means 103.939 (B), 116.779 (G), 123.68 (R) subtracted
     np.testing.assert_allclose(out[0, 0, 0], [-103.939, -116.779, 200 - 123.68], rtol=1e-5)
+
+
+def test_validation_split_follows_training_slice_and_is_disjoint(official_archive):
+    path, expected = official_archive
+    arrays, info = data.fetch("archive", str(path), train_size=10, test_size=6, val_size=8, verify_checksum=False)
+    np.testing.assert_array_equal(arrays["x_train"], expected["x_train"][:10])
+    np.testing.assert_array_equal(arrays["x_val"], expected["x_train"][10:18])
+    np.testing.assert_array_equal(arrays["x_test"], expected["x_test"])
+    train_rows = {row.tobytes() for row in arrays["x_train"]}
+    assert not train_rows & {row.tobytes() for row in arrays["x_val"]}
+    assert not train_rows & {row.tobytes() for row in arrays["x_test"]}
+    assert info["val_size"] == 8
+
+
+def test_validation_split_counts_against_available_training_images(official_archive):
+    path, _ = official_archive
+    with pytest.raises(KdbenchError, match="data.train_size \\+ data.val_size"):
+        data.fetch("archive", str(path), train_size=25, test_size=6, val_size=6, verify_checksum=False)

@@ -18,22 +18,27 @@ def tiny_run(tmp_path_factory):
     return workdir
 
 
-def summary_rows(text):
+def accuracy_rows(text):
+    """Rows of the summary's first table (Accuracy), keyed by model config."""
+    table = text.split("## Accuracy")[1].split("##")[0]
     return {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
-            for line in text.splitlines() if line.startswith("| ") and not line.startswith("| model")}
+            for line in table.splitlines() if line.startswith("| ") and not line.startswith("| model")}
 
 
 def test_tiny_workflow_summarises_all_five_models(tiny_run):
     text = (tiny_run / "results" / "summary.md").read_text()
-    rows = summary_rows(text)
-    assert set(rows) == set(FIVE_MODELS)
-    for model, cells in rows.items():
-        accuracy = float(cells[0])
-        assert 0 <= accuracy <= 100
-        assert re.fullmatch(r"\d+\.\d+", cells[2])  # test loss
-    assert "synthetic" in text
+    rows = accuracy_rows(text)
+    assert set(rows) == {re.sub(r"-s0$", "", m) for m in FIVE_MODELS}
+    for model, (n, accuracy, seed, val, loss, f1) in rows.items():
+        assert n == "1" and 0 <= float(accuracy) <= 100 and 0 <= float(val) <= 100
+        assert re.fullmatch(r"\d+\.\d+", loss)
+    assert "synthetic" in text and "## Cost" in text and "## Does distillation beat the baseline?" in text
+    csv = (tiny_run / "results" / "summary.csv").read_text().splitlines()
+    assert csv[0].startswith("aggregate,n,model,config,kind") and len(csv) == 1 + 3 * 5
+    for figure in ("accuracy_vs_cost", "training_curves", "sweep_heatmap"):
+        assert (tiny_run / "results" / "figures" / f"{figure}.png").stat().st_size > 5000
     for model in FIVE_MODELS:
-        assert (tiny_run / "results" / "eval" / model / "confusion_matrix.csv").exists()
+        assert (tiny_run / "results" / "eval" / model / "confusion_matrix.png").stat().st_size > 5000
         assert (tiny_run / "results" / "models" / model / "history.csv").exists()
     assert not (tiny_run / "results" / ".resume").exists() or not any((tiny_run / "results" / ".resume").iterdir())
 
@@ -79,3 +84,18 @@ def test_invalid_config_names_the_key_before_any_job(tmp_path):
 def test_lint_is_clean(tmp_path):
     result = run_snakemake(tmp_path, "--lint")
     assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr, result.stdout[-3000:]
+
+
+def test_snakemake_report_builds_html(tiny_run):
+    result = run_snakemake(tiny_run, "--configfile", TINY, "--report", "report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (tiny_run / "report.html").read_text(errors="replace")
+    assert "summary.md" in html and "accuracy_vs_cost.png" in html and "confusion_matrix.png" in html
+
+
+def test_sweep_preset_expands_grid_in_dry_run(tmp_path):
+    result = run_snakemake(tmp_path, "-n", "--cores", "4", "--configfile", TINY, str(ROOT / "presets" / "sweep.yaml"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    stats = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
+    assert stats["distill"] == str(2 * 4 * 5) and stats["evaluate"] == str(2 + 1 + 40)
+    assert "results/models/student-kd-frozen-a0.9-t10-s0/model.keras" in result.stdout
