@@ -81,9 +81,9 @@ def compare_to_baseline(runs: pd.DataFrame, config: str, correct: dict[str, np.n
     if len(kd) >= 2 and len(base) >= 2:
         return stats.welch_comparison(kd["test_accuracy"].tolist(), base["test_accuracy"].tolist())
     common = sorted(set(kd["seed"]) & set(base["seed"]))
-    seed = common[0] if common else None
-    kd_model = kd[kd["seed"] == seed]["model"].iloc[0] if seed is not None else kd["model"].iloc[0]
-    base_model = base[base["seed"] == seed]["model"].iloc[0] if seed is not None else base["model"].iloc[0]
+    if not common:
+        return None
+    kd_model, base_model = (frame.loc[frame["seed"] == common[0], "model"].iloc[0] for frame in (kd, base))
     if kd_model not in correct or base_model not in correct:
         return None
     return stats.paired_comparison(correct[kd_model], correct[base_model])
