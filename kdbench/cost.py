@@ -6,6 +6,7 @@ import os
 import tempfile
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2_as_graph
@@ -50,10 +51,11 @@ def speed(model, throughput_batch: int, latency_repeats: int = 20, throughput_re
 
 
 def weights_size_mb(model) -> float:
-    """Size of the model's weights file (no optimizer state, which checkpoints may carry)."""
+    """Size of the model's weights file, without the optimizer state that a compiled model would add."""
+    bare = keras.Model(model.inputs, model.outputs)  # same layers, never compiled
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "model.weights.h5")
-        model.save_weights(path)
+        bare.save_weights(path)
         return os.path.getsize(path) / 2 ** 20
 
 
