@@ -9,6 +9,7 @@ from typing import Callable
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep step logs readable; errors still show
 
 from kdbench import KdbenchError  # noqa: E402
+from kdbench.hardware import JIT_COMPILE, PRECISIONS  # noqa: E402
 
 
 def run(main: Callable[[], None]) -> None:
@@ -39,6 +40,10 @@ def add_training_args(parser) -> None:
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=positive_int, default=1, help="TensorFlow intra-op threads")
+    parser.add_argument("--precision", default="float32", choices=PRECISIONS,
+                        help="Keras dtype policy; auto: mixed_bfloat16 on a CPU with native bf16, else float32")
+    parser.add_argument("--jit-compile", default="auto", choices=list(JIT_COMPILE),
+                        help="XLA compilation of the training step; auto: on a GPU only (Keras's default)")
     parser.add_argument("--resume-dir", required=True,
                         help="scratch folder for resumable state (not a declared output)")
     parser.add_argument("--model-out", required=True, help="output .keras checkpoint")
@@ -49,4 +54,5 @@ def add_training_args(parser) -> None:
 def training_info(args, **extra) -> dict:
     """The run facts every training script records next to its checkpoint."""
     return {"upsample": args.upsample, "epochs": args.epochs, "batch_size": args.batch_size,
-            "learning_rate": args.learning_rate, "seed": args.seed, "threads": args.threads, **extra}
+            "learning_rate": args.learning_rate, "seed": args.seed, "threads": args.threads,
+            "jit_compile": args.jit_compile, **extra}

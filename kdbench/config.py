@@ -23,7 +23,17 @@ def config_errors(config: dict, schema_path: str | Path) -> list[str]:
                             f"({' or '.join(_describe(s, schema) for s in error.schema['oneOf'])})")
         else:
             messages.append(f"{key}: {error.message}")
-    return messages
+    return messages + _conflicts(config)
+
+
+def _conflicts(config: dict) -> list[str]:
+    """Combinations the schema cannot express: settings that are valid alone but wrong together."""
+    student = config.get("student") or {}
+    distillation = config.get("distillation") or {}
+    if student.get("augment") is True and distillation.get("soft_targets") == "cached":
+        return ["student.augment: true needs distillation.soft_targets: online; cached teacher logits are "
+                "computed once on unaugmented images and would not match the augmented ones the student sees"]
+    return []
 
 
 def _describe(subschema: dict, root: dict) -> str:

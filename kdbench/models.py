@@ -60,7 +60,7 @@ def build_resnet18(upsample: int = 8, num_classes: int = NUM_CLASSES, name: str 
         x = _resnet_block(x, channels, down_sample=stage > 1, name=f"stage{stage}_block1")
         x = _resnet_block(x, channels, down_sample=False, name=f"stage{stage}_block2")
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    logits = layers.Dense(num_classes, name="logits")(x)
+    logits = layers.Dense(num_classes, dtype="float32", name="logits")(x)  # float32 under mixed precision
     return keras.Model(inputs, logits, name=name)
 
 
@@ -76,7 +76,7 @@ def build_teacher_head(feature_dim: int = 2048, num_classes: int = NUM_CLASSES) 
         layers.Dense(64, activation="relu"),
         layers.Dropout(0.5),
         layers.BatchNormalization(),
-        layers.Dense(num_classes, name="logits"),
+        layers.Dense(num_classes, dtype="float32", name="logits"),  # float32 under mixed precision
     ], name="head")
 
 
@@ -100,15 +100,26 @@ def build_backbone(weights: str | None, upsample: int) -> keras.Model:
             "model.weights: null trains from random initialisation.") from err
 
 
+def on_images(upsample: int, *stages, name: str) -> keras.Model:
+    """A model on 32x32 images: x`upsample` nearest upsampling, then each stage in turn."""
+    inputs = keras.Input(IMAGE_SHAPE, name="image")
+    x = _upsample(inputs, upsample)
+    for stage in stages:
+        x = stage(x)
+    return keras.Model(inputs, x, name=name)
+
+
 def build_teacher(weights: str | None, upsample: int, frozen: bool) -> keras.Model:
     """Upsample -> ResNet50 backbone -> MLP head; a frozen backbone (BatchNorm too) runs in inference mode."""
     backbone = build_backbone(weights, upsample)
     backbone.trainable = not frozen
-    inputs = keras.Input(IMAGE_SHAPE, name="image")
-    x = _upsample(inputs, upsample)
-    features = backbone(x)
-    logits = build_teacher_head(backbone.output_shape[-1])(features)
-    return keras.Model(inputs, logits, name="teacher_frozen" if frozen else "teacher_finetuned")
+    head = build_teacher_head(backbone.output_shape[-1])
+    return on_images(upsample, backbone, head, name="teacher_frozen" if frozen else "teacher_finetuned")
+
+
+def feature_extractor(teacher: keras.Model, upsample: int) -> keras.Model:
+    """The teacher without its head (image -> upsample -> backbone), sharing the teacher's backbone."""
+    return on_images(upsample, teacher.get_layer("backbone"), name="features")
 
 
 def load_model(path: str | os.PathLike) -> keras.Model:

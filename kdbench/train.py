@@ -41,12 +41,22 @@ def device_description() -> str:
     return f"CPU: {cpu}"
 
 
-def make_dataset(x: np.ndarray, targets, batch_size: int, shuffle: bool, seed: int = 0):
-    """Batched, prefetched tf.data pipeline; images stay 32x32 (upsampling happens inside the model)."""
+def make_dataset(x: np.ndarray, targets, batch_size: int, shuffle: bool, seed: int = 0, augment: bool = False):
+    """Batched, prefetched tf.data pipeline; images stay 32x32 (upsampling happens inside the model).
+
+    augment: a random horizontal flip and shift of up to 4 px per image, drawn anew every epoch.
+    """
     ds = tf.data.Dataset.from_tensor_slices((x, targets))
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size)
+    if augment:
+        augmenter = keras.Sequential([
+            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomTranslation(0.125, 0.125, fill_mode="reflect", seed=seed + 1),
+        ], name="augment")
+        ds = ds.map(lambda images, y: (augmenter(images, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -100,7 +110,9 @@ def save_training_outputs(model, history, model_path: str | Path, history_path: 
     with atomic_path(history_path) as tmp:
         history.to_csv(tmp, index=False)
     info = {**info, "params": int(model.count_params()), "epochs_run": int(len(history)),
-            "train_seconds": float(history["epoch_seconds"].sum()), "device": device_description(),
+            # time spent before the epochs (e.g. computing cached features) is part of training
+            "train_seconds": float(history["epoch_seconds"].sum()) + float(info.get("feature_seconds", 0.0)),
+            "device": device_description(),
             "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
                          "keras": keras.__version__}}
     write_json(info_path, info)

@@ -14,6 +14,7 @@ rule distill:
             else "--teacher-model"
         ),
         learning_rate=config["student"]["learning_rate"],
+        augment="--augment" if config["student"]["augment"] else "",
     threads: config["threads"]
     resources:
         gpu=1,
@@ -26,7 +27,7 @@ rule distill:
     shell:
         "python \"$KDBENCH_SCRIPTS/train_student.py\" {params.teacher_flag} {input.teacher} --teacher-name {wildcards.teacher} "
         "--alpha {wildcards.alpha} --temperature {wildcards.temperature} {params.common} "
-        "--learning-rate {params.learning_rate} --seed {wildcards.seed} --threads {threads} "
+        "--learning-rate {params.learning_rate} {params.augment} --seed {wildcards.seed} --threads {threads} "
         "--model-out {output.model} --history-out {output.history} --info-out {output.info} > {log} 2>&1"
 
 
@@ -38,6 +39,7 @@ rule train_baseline:
     params:
         common=lambda wildcards: training_flags(f"student-baseline-s{wildcards.seed}"),
         learning_rate=config["student"]["learning_rate"],
+        augment="--augment" if config["student"]["augment"] else "",
     threads: config["threads"]
     resources:
         gpu=1,
@@ -48,6 +50,6 @@ rule train_baseline:
     conda:
         "../envs/kdbench.yaml"
     shell:
-        "python \"$KDBENCH_SCRIPTS/train_student.py\" {params.common} --learning-rate {params.learning_rate} "
+        "python \"$KDBENCH_SCRIPTS/train_student.py\" {params.common} --learning-rate {params.learning_rate} {params.augment} "
         "--seed {wildcards.seed} --threads {threads} "
         "--model-out {output.model} --history-out {output.history} --info-out {output.info} > {log} 2>&1"

@@ -7,6 +7,11 @@ rule train_teacher:
         common=lambda wildcards: training_flags(f"teacher-{wildcards.teacher}"),
         learning_rate=lambda wildcards: config["teachers"][wildcards.teacher]["learning_rate"],
         weights=shlex.quote(str(config["model"]["weights"] or "none")),
+        cache=lambda wildcards: (
+            "--cache-features"
+            if wildcards.teacher == "frozen" and config["teachers"]["frozen"]["cache_features"]
+            else "--no-cache-features"
+        ),
         seed=TEACHER_SEED,
     threads: config["threads"]
     resources:
@@ -18,7 +23,8 @@ rule train_teacher:
     conda:
         "../envs/kdbench.yaml"
     shell:
-        "python \"$KDBENCH_SCRIPTS/train_teacher.py\" --kind {wildcards.teacher} --weights {params.weights} {params.common} "
+        "python \"$KDBENCH_SCRIPTS/train_teacher.py\" --kind {wildcards.teacher} --weights {params.weights} {params.cache} "
+        "{params.common} "
         "--learning-rate {params.learning_rate} --seed {params.seed} --threads {threads} "
         "--model-out {output.model} --history-out {output.history} --info-out {output.info} > {log} 2>&1"
 

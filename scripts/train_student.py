@@ -14,6 +14,8 @@ def main() -> None:
     parser.add_argument("--teacher-name", help="teacher label recorded with the run (e.g. frozen)")
     parser.add_argument("--alpha", type=float, default=0.3, help="weight of the hard-label loss")
     parser.add_argument("--temperature", type=float, default=7.0, help="softmax temperature of the soft loss")
+    parser.add_argument("--augment", action="store_true",
+                        help="random flips and shifts of the training images (needs --teacher-model to distil)")
     cli.add_training_args(parser)
     args = parser.parse_args()
     distilling = bool(args.teacher_logits or args.teacher_model)
@@ -21,16 +23,23 @@ def main() -> None:
     import keras
     import numpy as np
 
-    from kdbench import KdbenchError, data, models, train
+    from kdbench import KdbenchError, data, hardware, models, train
     from kdbench.distill import HARD_LOSS, Distiller
 
+    if args.augment and args.teacher_logits:
+        raise KdbenchError("cached teacher logits were computed on unaugmented images, so they do not match "
+                           "augmented ones: distil with --teacher-model (distillation.soft_targets: online) "
+                           "or drop --augment")
     train.configure_runtime(args.threads, args.seed)
+    precision = hardware.set_precision(args.precision)
+    jit_compile = hardware.jit_compile_flag(args.jit_compile)
     arrays = data.load_dataset(args.data)
     x_train, y_train = data.preprocess(arrays["x_train"]), arrays["y_train"]
     student = models.build_resnet18(args.upsample, name="student")
     if not distilling:
         model, targets = student, y_train
-        model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), loss=HARD_LOSS, metrics=["accuracy"])
+        model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), loss=HARD_LOSS, metrics=["accuracy"],
+                      jit_compile=jit_compile)
     else:
         teacher_model = models.load_model(args.teacher_model) if args.teacher_model else None
         targets = {"label": y_train}
@@ -40,14 +49,16 @@ def main() -> None:
                 raise KdbenchError(f"{args.teacher_logits} has shape {targets['teacher_logits'].shape}, "
                                    f"expected ({len(x_train)}, {data.NUM_CLASSES}); rerun teacher_logits")
         model = Distiller(student, args.alpha, args.temperature, teacher=teacher_model)
-        model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
-    train_ds = train.make_dataset(x_train, targets, args.batch_size, shuffle=True, seed=args.seed)
+        model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), jit_compile=jit_compile)
+    train_ds = train.make_dataset(x_train, targets, args.batch_size, shuffle=True, seed=args.seed,
+                                  augment=args.augment)
     mode = (f"KD alpha={args.alpha} T={args.temperature} "
             f"({'cached' if args.teacher_logits else 'online'} teacher)") if distilling else "baseline"
-    print(f"training student ({mode}): {len(x_train)} images, {32 * args.upsample} px, {args.epochs} epochs",
-          flush=True)
+    print(f"training student ({mode}): {len(x_train)} images, {32 * args.upsample} px, {args.epochs} epochs, "
+          f"{precision}{', augmented' if args.augment else ''}", flush=True)
     history = train.fit_resumable(model, train_ds, args.epochs, args.resume_dir)
-    info = cli.training_info(args, kind="student-kd" if distilling else "student-baseline")
+    info = cli.training_info(args, kind="student-kd" if distilling else "student-baseline", precision=precision,
+                             augment=args.augment)
     if distilling:
         info.update(teacher=args.teacher_name, alpha=args.alpha, temperature=args.temperature,
                     soft_targets="cached" if args.teacher_logits else "online")

@@ -12,25 +12,30 @@ def main() -> None:
                         help="frozen: only the head trains; finetuned: every layer trains")
     parser.add_argument("--weights", default="imagenet",
                         help="imagenet, none (random init) or a path to the ResNet50 no-top .h5 file")
+    parser.add_argument("--cache-features", action=argparse.BooleanOptionalAction, default=False,
+                        help="frozen only: run the backbone once per image and train the head on those "
+                             "features (--no-cache-features: the backbone runs in every epoch)")
     cli.add_training_args(parser)
     args = parser.parse_args()
     weights = None if args.weights.lower() in ("none", "null") else args.weights
 
-    from kdbench import data, models, train
-    import keras
+    from kdbench import data, hardware, models, teacher, train
 
     train.configure_runtime(args.threads, args.seed)
+    precision = hardware.set_precision(args.precision)
     arrays = data.load_dataset(args.data)
     model = models.build_teacher(weights, args.upsample, frozen=args.kind == "frozen")
-    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    train_ds = train.make_dataset(data.preprocess(arrays["x_train"]), arrays["y_train"],
-                                  args.batch_size, shuffle=True, seed=args.seed)
     print(f"training {args.kind} teacher: {len(arrays['x_train'])} images, {32 * args.upsample} px, "
-          f"{args.epochs} epochs, weights={weights}", flush=True)
-    history = train.fit_resumable(model, train_ds, args.epochs, args.resume_dir)
-    train.save_training_outputs(model, history, args.model_out, args.history_out, args.info_out,
-                                cli.training_info(args, kind=f"teacher-{args.kind}", weights=str(weights)),
+          f"{args.epochs} epochs, weights={weights}, {precision}, "
+          f"{'cached backbone features' if args.cache_features else 'backbone in every step'}", flush=True)
+    history, feature_seconds = teacher.fit_teacher(
+        model, data.preprocess(arrays["x_train"]), arrays["y_train"], upsample=args.upsample,
+        learning_rate=args.learning_rate, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
+        resume_dir=args.resume_dir, cache_features=args.cache_features,
+        jit_compile=hardware.jit_compile_flag(args.jit_compile))
+    info = cli.training_info(args, kind=f"teacher-{args.kind}", weights=str(weights), precision=precision,
+                             cache_features=args.cache_features, feature_seconds=feature_seconds)
+    train.save_training_outputs(model, history, args.model_out, args.history_out, args.info_out, info,
                                 args.resume_dir)
 
 

@@ -1,0 +1,51 @@
+"""Teacher training: end to end, or (frozen backbone) the head alone on backbone features computed once.
+
+With the backbone frozen (BatchNorm in inference mode) and no random augmentation, every epoch would
+compute the same features again; computing them once gives the same training at a fraction of the cost.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+
+from kdbench import KdbenchError, models, train
+
+
+def backbone_features(teacher: keras.Model, x: np.ndarray, upsample: int, batch_size: int) -> np.ndarray:
+    """Pooled backbone features of every image (float32), one forward pass each."""
+    features = models.feature_extractor(teacher, upsample).predict(x, batch_size=batch_size, verbose=0)
+    return np.asarray(features, dtype=np.float32)
+
+
+def fit_teacher(teacher: keras.Model, x: np.ndarray, y: np.ndarray, *, upsample: int, learning_rate: float,
+                batch_size: int, epochs: int, seed: int, resume_dir: str | Path, cache_features: bool,
+                jit_compile: bool | str = "auto") -> tuple[pd.DataFrame, float]:
+    """Train `teacher` in place; returns its per-epoch history and the seconds spent computing features.
+
+    cache_features: the frozen backbone runs once per image and only the head trains, on those features;
+    the teacher keeps the trained head, so saving it gives the full model.
+    """
+    def compile_(model):
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), metrics=["accuracy"],
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit_compile)
+
+    if not cache_features:
+        compile_(teacher)
+        train_ds = train.make_dataset(x, y, batch_size, shuffle=True, seed=seed)
+        return train.fit_resumable(teacher, train_ds, epochs, resume_dir), 0.0
+    if teacher.get_layer("backbone").trainable:
+        raise KdbenchError("backbone features can be cached only for the frozen teacher: a trainable backbone "
+                           "changes every step; drop --cache-features")
+    start = time.perf_counter()
+    features = backbone_features(teacher, x, upsample, batch_size=max(batch_size, 128))
+    feature_seconds = time.perf_counter() - start
+    print(f"computed backbone features of {len(x)} images once in {feature_seconds:.1f} s", flush=True)
+    head = teacher.get_layer("head")
+    compile_(head)
+    train_ds = train.make_dataset(features, y, batch_size, shuffle=True, seed=seed)
+    return train.fit_resumable(head, train_ds, epochs, resume_dir), feature_seconds
