@@ -3,7 +3,7 @@
 
 import argparse
 
-from kdbench import cli
+from kdbench import KdbenchError, cli
 
 
 def main() -> None:
@@ -19,17 +19,17 @@ def main() -> None:
     cli.add_training_args(parser)
     args = parser.parse_args()
     distilling = bool(args.teacher_logits or args.teacher_model)
+    if args.augment and args.teacher_logits:
+        raise KdbenchError("cached teacher logits were computed on unaugmented images, so they do not "
+                               "match augmented ones: distil with --teacher-model "
+                               "(distillation.soft_targets: online) or drop --augment")
 
     import keras
     import numpy as np
 
-    from kdbench import KdbenchError, data, hardware, models, train
+    from kdbench import data, hardware, models, train
     from kdbench.distill import HARD_LOSS, Distiller
 
-    if args.augment and args.teacher_logits:
-        raise KdbenchError("cached teacher logits were computed on unaugmented images, so they do not match "
-                           "augmented ones: distil with --teacher-model (distillation.soft_targets: online) "
-                           "or drop --augment")
     train.configure_runtime(args.threads, args.seed)
     precision = hardware.set_precision(args.precision)
     jit_compile = hardware.jit_compile_flag(args.jit_compile)

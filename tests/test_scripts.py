@@ -34,3 +34,12 @@ def test_fetch_data_error_is_one_clear_line(official_archive, tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "sha256" in result.stderr and "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_augmented_student_refuses_cached_teacher_logits(tmp_path):
+    result = run_script("train_student.py", "--teacher-logits", tmp_path / "t.npy", "--augment",
+                        "--data", tmp_path / "d.npz", "--epochs", 1, "--resume-dir", tmp_path / "r",
+                        "--model-out", tmp_path / "m.keras", "--history-out", tmp_path / "h.csv",
+                        "--info-out", tmp_path / "i.json")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: cached teacher logits") and "--teacher-model" in result.stderr

@@ -99,3 +99,42 @@ def test_sweep_preset_expands_grid_in_dry_run(tmp_path):
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
     assert stats["distill"] == str(2 * 4 * 5) and stats["evaluate"] == str(2 + 1 + 40)
     assert "results/models/student-kd-frozen-a0.9-t10-s0/model.keras" in result.stdout
+
+
+def shell_commands(result, script):
+    return [line for line in result.stdout.splitlines() if f"{script}.py" in line]
+
+
+def test_default_rules_pass_cache_and_speed_flags(tmp_path):
+    result = run_snakemake(tmp_path, "-n", "-p", "--cores", "4")
+    assert result.returncode == 0, result.stderr[-2000:]
+    teachers = {("frozen" if "--kind frozen" in line else "finetuned"): line
+                for line in shell_commands(result, "train_teacher")}
+    assert "--cache-features" in teachers["frozen"] and "--no-cache-features" in teachers["finetuned"]
+    for line in [*teachers.values(), *shell_commands(result, "train_student")]:
+        assert "--precision float32 --jit-compile auto" in line and "--threads 4" in line
+    assert all("--teacher-logits" in line and "--augment" not in line
+               for line in shell_commands(result, "train_student") if "--alpha" in line)
+
+
+def test_seed_way_and_augmentation_reach_the_scripts(tmp_path):
+    preset = tmp_path / "slow.yaml"
+    preset.write_text("teachers:\n  frozen:\n    learning_rate: 1.0e-3\n    cache_features: false\n"
+                      "student:\n  learning_rate: 1.0e-3\n  augment: true\n"
+                      "distillation:\n  soft_targets: online\ntrain:\n  epochs: 5\n  batch_size: 32\n"
+                      "  precision: mixed_bfloat16\n  jit_compile: false\n")
+    result = run_snakemake(tmp_path, "-n", "-p", "--cores", "4", "--configfile", preset)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert all("--no-cache-features" in line for line in shell_commands(result, "train_teacher"))
+    students = shell_commands(result, "train_student")
+    assert len(students) == 3 and all("--augment" in line for line in students)
+    assert all("--teacher-model" in line for line in students if "--alpha" in line)
+    assert all("--precision mixed_bfloat16 --jit-compile false" in line for line in students)
+
+
+def test_augmentation_with_cached_soft_targets_is_refused_before_any_job(tmp_path):
+    preset = tmp_path / "augment.yaml"
+    preset.write_text("student:\n  learning_rate: 1.0e-3\n  augment: true\n")
+    result = run_snakemake(tmp_path, "-n", "--cores", "1", "--configfile", preset)
+    assert result.returncode != 0
+    assert "student.augment: true needs distillation.soft_targets: online" in result.stdout + result.stderr
