@@ -20,9 +20,9 @@ def main() -> None:
     args = parser.parse_args()
     distilling = bool(args.teacher_logits or args.teacher_model)
     if args.augment and args.teacher_logits:
-        raise KdbenchError("cached teacher logits were computed on unaugmented images, so they do not "
-                               "match augmented ones: distil with --teacher-model "
-                               "(distillation.soft_targets: online) or drop --augment")
+        raise KdbenchError("cached teacher logits were computed on unaugmented images, so they do not match "
+                           "augmented ones: distil with --teacher-model (distillation.soft_targets: online) "
+                           "or drop --augment")
 
     import keras
     import numpy as np
