@@ -1,8 +1,10 @@
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from conftest import run_script
+from conftest import ROOT, run_script
 
 SCRIPTS = ["fetch_data.py", "train_teacher.py", "teacher_logits.py", "train_student.py", "evaluate.py",
            "summarize.py"]
@@ -43,3 +45,9 @@ def test_augmented_student_refuses_cached_teacher_logits(tmp_path):
                         "--info-out", tmp_path / "i.json")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error: cached teacher logits") and "--teacher-model" in result.stderr
+
+
+def test_speed_benchmark_has_help():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "speed.py"), "--help"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "seed's way" in result.stdout
