@@ -75,16 +75,16 @@ def read_way(folder: Path, seed: int) -> dict:
     def later_epochs_s(name):  # epochs after the first, which also traces and compiles the step
         return float(pd.read_csv(folder / "results" / "models" / name / "history.csv")["epoch_seconds"][1:].sum())
 
-    out = {"teacher": {**job("train_teacher/frozen.tsv"), "later_epochs_s": later_epochs_s("teacher-frozen"),
-                       **json.loads((folder / "results/models/teacher-frozen/train.json").read_text())}}
-    out["teacher"]["accuracy"] = json.loads((folder / "results/eval/teacher-frozen/metrics.json").read_text())["accuracy"]
+    def model(name):
+        return {**job(f"train/{name}.tsv"), "later_epochs_s": later_epochs_s(name),
+                **json.loads((folder / "results" / "models" / name / "train.json").read_text()),
+                "accuracy": json.loads((folder / "results" / "eval" / name / "metrics.json").read_text())["test"]["accuracy"]}
+
+    out = {"teacher": model("teacher-frozen")}
     logits_tsv = folder / "results/benchmarks/teacher_logits/frozen.tsv"
     out["logits"] = job("teacher_logits/frozen.tsv") if logits_tsv.exists() else None
     for t in TEMPERATURES:
-        name = f"student-kd-frozen-a{ALPHA:g}-t{t:g}-s{seed}"
-        out[f"kd-t{t}"] = {**job(f"distill/frozen-a{ALPHA:g}-t{t:g}-s{seed}.tsv"), "later_epochs_s": later_epochs_s(name),
-                           **json.loads((folder / f"results/models/{name}/train.json").read_text()),
-                           "accuracy": json.loads((folder / f"results/eval/{name}/metrics.json").read_text())["accuracy"]}
+        out[f"kd-t{t}"] = model(f"student-kd-frozen-a{ALPHA:g}-t{t:g}-s{seed}")
     return out
 
 
@@ -112,7 +112,7 @@ def main() -> None:
     base = merge(base, {
         "run_name": "speed benchmark",
         "data": {"source": "npz", "path": str(Path(args.data).resolve()), "train_size": args.train_size,
-                 "test_size": args.test_size},
+                 "val_size": args.test_size, "test_size": args.test_size},
         "model": {"upsample": args.upsample, "weights": args.weights},
         "train": {"epochs": args.epochs, "batch_size": args.batch_size, "precision": "float32"},
         "distillation": {"alpha": ALPHA, "temperature": TEMPERATURES, "soft_targets": "cached"},
