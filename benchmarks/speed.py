@@ -106,7 +106,7 @@ def main() -> None:
     if "seed" not in args.ways or "ours" not in args.ways:
         raise cli.KdbenchError("--ways needs at least seed and ours: the ratios compare them")
 
-    from kdbench import hardware, models, train
+    from kdbench import cost, hardware, models, train
 
     base = yaml.safe_load((ROOT / "config.yaml").read_text())
     base = merge(base, {
@@ -129,8 +129,8 @@ def main() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
 
     train.configure_runtime(args.cores, seed=0)
-    teacher_fwd = hardware.forward_flops(models.build_teacher(None, args.upsample, frozen=True))
-    student_fwd = hardware.forward_flops(models.build_resnet18(args.upsample))
+    teacher_fwd = cost.flops_per_image(models.build_teacher(None, args.upsample, frozen=True))
+    student_fwd = cost.flops_per_image(models.build_resnet18(args.upsample))
     peak = {dtype: hardware.matmul_peak_gflops(dtype) for dtype in ("float32", "bfloat16")}
     results.update(teacher_forward_gflop=teacher_fwd / 1e9, student_forward_gflop=student_fwd / 1e9,
                    matmul_peak_gflops=peak, device=train.device_description())

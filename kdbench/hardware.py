@@ -1,4 +1,4 @@
-"""What the machine offers and what we get from it: precision policy, XLA, matmul peak, FLOPs per image."""
+"""What the machine offers: native bf16 (for the precision policy), a GPU (for XLA), its matmul peak."""
 
 from __future__ import annotations
 
@@ -55,17 +55,6 @@ def jit_compile_flag(value: str) -> bool | str:
     if value not in JIT_COMPILE:
         raise KdbenchError(f"train.jit_compile is '{value}'; use one of {', '.join(JIT_COMPILE)}")
     return JIT_COMPILE[value]
-
-
-def forward_flops(model) -> int:
-    """Floating-point operations (a multiply-add counts 2) of one image's forward pass, by TF's profiler."""
-    import tensorflow as tf
-
-    spec = tf.TensorSpec((1, *model.input_shape[1:]), tf.float32)
-    graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec).graph
-    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-    options["output"] = "none"
-    return int(tf.compat.v1.profiler.profile(graph, options=options).total_float_ops)
 
 
 def matmul_peak_gflops(dtype: str = "float32", size: int = 2048, repeats: int = 5) -> float:
