@@ -7,9 +7,12 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from kdbench import KdbenchError
+from kdbench.data import npz_shapes
+
 
 def config_errors(config: dict, schema_path: str | Path) -> list[str]:
-    """Every schema violation in `config`, one readable line each (empty when the config is valid)."""
+    """Every schema violation and cross-key problem in `config`, one readable line each (empty when valid)."""
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = jsonschema.Draft202012Validator(schema)
     messages = []
@@ -23,6 +26,36 @@ def config_errors(config: dict, schema_path: str | Path) -> list[str]:
                             f"({' or '.join(_describe(s, schema) for s in error.schema['oneOf'])})")
         else:
             messages.append(f"{key}: {error.message}")
+    return messages or _cross_key_errors(config)
+
+
+def _cross_key_errors(config: dict) -> list[str]:
+    """Checks the schema cannot express: paths that must exist, sizes the supplied data must hold."""
+    messages = []
+    data = config["data"]
+    source, path = data["source"], data.get("path")
+    if source in ("archive", "npz"):
+        wanted = "cifar-10-python.tar.gz or its extracted folder" if source == "archive" else "an .npz file"
+        if not path:
+            messages.append(f"data.path: missing; data.source: {source} needs data.path pointing at {wanted}")
+        elif not Path(path).exists() or (source == "npz" and not Path(path).is_file()):
+            messages.append(f"data.path: '{path}' does not exist (relative paths start in the working "
+                            f"directory); data.source: {source} needs {wanted}")
+        elif source == "npz":
+            try:
+                shapes = npz_shapes(path)
+            except KdbenchError as err:
+                messages.append(f"data.path: {err}")
+            else:
+                for split in ("train", "test"):
+                    have, size = shapes.get(f"x_{split}", (0,))[0], data[f"{split}_size"]
+                    if size > have:
+                        messages.append(f"data.{split}_size: {size} is more than the {have} {split} images "
+                                        f"in {path}; allowed: 1 to {have}")
+    weights = config["model"]["weights"]
+    if weights not in (None, "imagenet") and not Path(weights).is_file():
+        messages.append(f"model.weights: '{weights}' is not a file; allowed: imagenet, null (random init) "
+                        "or the path to resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
     return messages
 
 

@@ -7,6 +7,7 @@ import io
 import os
 import pickle
 import tarfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -174,6 +175,22 @@ def read_npz(path: str | os.PathLike, train_size: int, test_size: int) -> dict[s
     return arrays
 
 
+def npz_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+    """Shapes of the arrays in an .npz, read from their headers only (cheap enough for config checks)."""
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    shapes = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.namelist():
+                with archive.open(member) as handle:
+                    version = np.lib.format.read_magic(handle)
+                    if version in readers:
+                        shapes[member.removesuffix(".npy")] = readers[version](handle)[0]
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise KdbenchError(f"{path} is not a readable .npz ({err})") from err
+    return shapes
+
+
 def make_synthetic(train_size: int, test_size: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Learnable stand-in for CIFAR-10: each class is a fixed coarse colour pattern plus noise."""
     rng = np.random.default_rng(seed)
@@ -230,6 +247,8 @@ def save_dataset(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None
 
 
 def load_dataset(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    if not Path(path).is_file():
+        raise KdbenchError(f"data set {path} is missing; write it with fetch_data.py (or let Snakemake run fetch_data)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {key: npz[key] for key in npz.files}

@@ -78,6 +78,7 @@ def training_flags(name):
     return (
         f"--data {DATA} --upsample {config['model']['upsample']} "
         f"--epochs {config['train']['epochs']} --batch-size {config['train']['batch_size']} "
+        f"--{'' if config['train']['deterministic'] else 'no-'}deterministic "
         f"--resume-dir results/.resume/{name}"
     )
 

@@ -34,7 +34,8 @@ def main() -> None:
     model = models.load_model(args.model)
 
     def logits_on(split: str):
-        return model.predict(data.preprocess(arrays[f"x_{split}"]), batch_size=args.batch_size, verbose=0)
+        logits = model.predict(data.preprocess(arrays[f"x_{split}"]), batch_size=args.batch_size, verbose=0)
+        return evaluate.check_finite(logits, args.model)
 
     labels, logits = arrays["y_test"], logits_on("test")
     metrics = {"model": args.name, "train": read_json(args.train_info),

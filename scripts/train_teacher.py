@@ -19,7 +19,7 @@ def main() -> None:
     from kdbench import data, models, train
     import keras
 
-    train.configure_runtime(args.threads, args.seed)
+    train.configure_runtime(args.threads, args.seed, args.deterministic)
     arrays = data.load_dataset(args.data)
     model = models.build_teacher(weights, args.upsample, frozen=args.kind == "frozen")
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
@@ -28,7 +28,8 @@ def main() -> None:
                                   args.batch_size, shuffle=True, seed=args.seed)
     print(f"training {args.kind} teacher: {len(arrays['x_train'])} images, {32 * args.upsample} px, "
           f"{args.epochs} epochs, weights={weights}", flush=True)
-    history = train.fit_resumable(model, train_ds, args.epochs, args.resume_dir)
+    history = train.fit_resumable(model, train_ds, args.epochs, args.resume_dir,
+                                  run_key=cli.resume_key(args, args.data, weights))
     train.save_training_outputs(model, history, args.model_out, args.history_out, args.info_out,
                                 cli.training_info(args, kind=f"teacher-{args.kind}", weights=str(weights)),
                                 args.resume_dir)
