@@ -156,11 +156,13 @@ def read_npz(path: str | os.PathLike, train_size: int, test_size: int) -> dict[s
     path = Path(path)
     if not path.is_file():
         raise KdbenchError(f"data.path {path} is not a file; expected an .npz with x_train, y_train, x_test, y_test")
+    keys = ("x_train", "y_train", "x_test", "y_test")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in ("x_train", "y_train", "x_test", "y_test")}
-    except KeyError as err:
-        raise KdbenchError(f"{path} lacks array {err}; it needs x_train, y_train, x_test, y_test") from err
+            missing = [key for key in keys if key not in npz.files]
+            if missing:
+                raise KdbenchError(f"{path} lacks array {', '.join(missing)}; it needs {', '.join(keys)}")
+            arrays = {key: npz[key] for key in keys}
     except (OSError, ValueError, EOFError) as err:
         raise KdbenchError(f"{path} is not a readable .npz ({err})") from err
     for split, size in (("train", train_size), ("test", test_size)):
