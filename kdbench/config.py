@@ -52,6 +52,9 @@ def _cross_key_errors(config: dict) -> list[str]:
                     if size > have:
                         messages.append(f"data.{split}_size: {size} is more than the {have} {split} images "
                                         f"in {path}; allowed: 1 to {have}")
+    elif path:
+        messages.append(f"data.path: '{path}' is set but data.source is {source}, which ignores it; "
+                        "set data.source: archive or npz to use the file, or remove data.path")
     weights = config["model"]["weights"]
     if weights not in (None, "imagenet") and not Path(weights).is_file():
         messages.append(f"model.weights: '{weights}' is not a file; allowed: imagenet, null (random init) "

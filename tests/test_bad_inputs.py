@@ -97,6 +97,8 @@ CONFIGS = [
     pytest.param("data:\n  source: npz\n  path: {data}\n  train_size: 100\n",
                  "data.train_size: 100 is more than the 64 train images in", id="npz-too-small"),
     pytest.param("data:\n  source: npz\n  path: {garbage}\n", "is not a readable .npz", id="npz-not-an-npz"),
+    pytest.param("data:\n  path: {archive}\n", "is set but data.source is synthetic, which ignores it",
+                 id="path-without-file-source"),
     pytest.param("model:\n  weights: missing/resnet50.h5\n", "model.weights: 'missing/resnet50.h5' is not a file; "
                  "allowed: imagenet, null", id="weights-path-missing"),
 ]
