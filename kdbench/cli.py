@@ -36,8 +36,8 @@ def run(main: Callable[[], None]) -> None:
         sys.exit(2)
     except KeyboardInterrupt as err:
         signum = signal.SIGTERM if isinstance(err, Stopped) else signal.SIGINT
-        print(f"stopped by {signal.Signals(signum).name}: no output was written; a rerun of a training step "
-              "resumes from its last finished epoch", file=sys.stderr)
+        print(f"stopped by {signal.Signals(signum).name}: files are only ever written whole; rerun the step "
+              "(training resumes from its last finished epoch)", file=sys.stderr)
         sys.exit(128 + signum)
 
 

@@ -1,7 +1,8 @@
 """Bad inputs, one row each: configs, data files, weights paths and script flags.
 
 Every row must fail with a non-zero exit and a message naming what is wrong, not a bare traceback, and
-must leave results that already exist untouched.
+must leave results that already exist untouched. Config rows are checked through the function the
+Snakefile calls (milliseconds each); Snakemake runs of combined rows show that they stop the workflow.
 """
 
 import io
@@ -9,13 +10,19 @@ import os
 import pickle
 import tarfile
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 from conftest import ROOT, official_batch_bytes, run_script, run_snakemake, write_official_archive
+from snakemake.utils import update_config
 
+from kdbench.config import config_errors
 from kdbench.data import make_synthetic, save_dataset
 
 TINY = str(ROOT / "presets" / "tiny.yaml")
+SCHEMA = ROOT / "schemas" / "config.schema.yaml"
 PREVIOUS = "a result computed earlier\n"
 
 
@@ -104,6 +111,21 @@ CONFIGS = [
 ]
 
 
+def merged_config(preset: str) -> dict:
+    """config.yaml, presets/tiny.yaml and `preset` merged the way Snakemake merges --configfile files."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    for layer in (yaml.safe_load(Path(TINY).read_text()), yaml.safe_load(preset)):
+        update_config(config, layer)
+    return config
+
+
+@pytest.mark.parametrize("preset, message", CONFIGS)
+def test_bad_config_row_names_key_value_and_what_is_allowed(preset, message, files):
+    # the function rules/common.smk runs on the merged config before any job; the runs below prove the wiring
+    errors = config_errors(merged_config(preset.format(**files)), SCHEMA)
+    assert any(message in line for line in errors), errors
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     """A working directory that already holds a computed data set, which no failing run may touch."""
@@ -117,15 +139,24 @@ def results_snapshot(root):
     return {str(p.relative_to(root)): p.read_bytes() for p in (root / "results").rglob("*") if p.is_file()}
 
 
-@pytest.mark.parametrize("preset, message", CONFIGS)
-def test_bad_config_is_refused_before_any_job(preset, message, files, workdir, request):
-    before = results_snapshot(workdir)
+@pytest.mark.parametrize("rows", [
+    pytest.param(["unknown-top-level-key", "alpha-above-1", "zero-epochs", "upsample-not-power-of-two",
+                  "negative-lr", "duplicate-seeds"], id="schema-errors"),
+    pytest.param(["npz-too-small", "weights-path-missing"], id="cross-key-errors"),
+])
+def test_snakemake_lists_every_config_error_at_once_and_runs_nothing(rows, files, workdir, request):
+    by_id = {row.id: row.values for row in CONFIGS}
     config = workdir / f"{request.node.callspec.id}.yaml"
-    config.write_text(preset.format(**files))
+    combined = {}
+    for row in rows:
+        update_config(combined, yaml.safe_load(by_id[row][0].format(**files)))
+    config.write_text(yaml.safe_dump(combined))
+    before = results_snapshot(workdir)
     result = run_snakemake(workdir, "--cores", "1", "--configfile", TINY, config)
     output = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert "invalid configuration" in output and message in output, output[-2000:]
+    assert result.returncode != 0 and "invalid configuration" in output
+    for row in rows:
+        assert by_id[row][1] in output, output[-3000:]
     assert "Traceback" not in output
     assert results_snapshot(workdir) == before
 
