@@ -18,7 +18,7 @@ from kdbench import train
 from kdbench.data import make_synthetic, save_dataset
 
 TINY = str(ROOT / "presets" / "tiny.yaml")
-EPOCHS = 12  # long enough that a kill right after epoch 1 always lands mid-run
+EPOCHS = 8  # long enough that a kill right after epoch 1 always lands mid-run
 
 
 @contextlib.contextmanager
