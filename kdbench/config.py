@@ -8,7 +8,7 @@ import jsonschema
 import yaml
 
 from kdbench import KdbenchError
-from kdbench.data import npz_shapes
+from kdbench.data import OFFICIAL_TEST_SIZE, OFFICIAL_TRAIN_SIZE, npz_shapes
 
 
 def config_errors(config: dict, schema_path: str | Path) -> list[str]:
@@ -47,18 +47,30 @@ def _cross_key_errors(config: dict) -> list[str]:
             except KdbenchError as err:
                 messages.append(f"data.path: {err}")
             else:
-                for split in ("train", "test"):
-                    have, size = shapes.get(f"x_{split}", (0,))[0], data[f"{split}_size"]
-                    if size > have:
-                        messages.append(f"data.{split}_size: {size} is more than the {have} {split} images "
-                                        f"in {path}; allowed: 1 to {have}")
+                messages += _size_errors(data, shapes.get("x_train", (0,))[0], shapes.get("x_test", (0,))[0],
+                                         f"in {path}")
     elif path:
         messages.append(f"data.path: '{path}' is set but data.source is {source}, which ignores it; "
                         "set data.source: archive or npz to use the file, or remove data.path")
+    if source in ("download", "archive"):
+        messages += _size_errors(data, OFFICIAL_TRAIN_SIZE, OFFICIAL_TEST_SIZE, "in CIFAR-10")
     weights = config["model"]["weights"]
     if weights not in (None, "imagenet") and not Path(weights).is_file():
         messages.append(f"model.weights: '{weights}' is not a file; allowed: imagenet, null (random init) "
                         "or the path to resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    return messages
+
+
+def _size_errors(data: dict, train_images: int, test_images: int, where: str) -> list[str]:
+    """Training and validation images both come from the training images; test images from the test set."""
+    messages = []
+    train, val = data["train_size"], data.get("val_size", 0)
+    if train + val > train_images:
+        messages.append(f"data.train_size + data.val_size: {train} + {val} = {train + val} is more than the "
+                        f"{train_images} training images {where}; allowed: a sum up to {train_images}")
+    if data["test_size"] > test_images:
+        messages.append(f"data.test_size: {data['test_size']} is more than the {test_images} test images {where}; "
+                        f"allowed: 1 to {test_images}")
     return messages
 
 

@@ -102,7 +102,11 @@ CONFIGS = [
     pytest.param("data:\n  source: npz\n  path: nowhere.npz\n",
                  "data.path: 'nowhere.npz' does not exist", id="npz-path-missing"),
     pytest.param("data:\n  source: npz\n  path: {data}\n  train_size: 100\n",
-                 "data.train_size: 100 is more than the 64 train images in", id="npz-too-small"),
+                 "data.train_size + data.val_size: 100 + 40 = 140 is more than the 64 training images in",
+                 id="npz-too-small"),
+    pytest.param("data:\n  source: download\n  train_size: 45000\n  val_size: 10000\n",
+                 "data.train_size + data.val_size: 45000 + 10000 = 55000 is more than the 50000 training images "
+                 "in CIFAR-10", id="train-plus-val-above-cifar10"),
     pytest.param("data:\n  source: npz\n  path: {garbage}\n", "is not a readable .npz", id="npz-not-an-npz"),
     pytest.param("data:\n  path: {archive}\n", "is set but data.source is synthetic, which ignores it",
                  id="path-without-file-source"),
@@ -174,7 +178,8 @@ OUTPUTS = {
                          "--info-out", "train.json"],
     "teacher_logits.py": ["--out", "logits.npy"],
     "evaluate.py": ["--name", "m", "--metrics-out", "metrics.json", "--per-class-out", "per_class.csv",
-                    "--confusion-out", "confusion.csv"],
+                    "--confusion-out", "confusion.csv", "--confusion-png", "confusion.png",
+                    "--predictions-out", "predictions.csv"],
 }
 OUTPUTS["train_student.py"] = OUTPUTS["train_teacher.py"]
 TRAIN = "--data {data} --upsample 1 --epochs 1"
