@@ -56,6 +56,10 @@ def positive_int(text: str) -> int:
     return _number(text, int, "an integer >= 1", lambda v: v >= 1)
 
 
+def non_negative_int(text: str) -> int:
+    return _number(text, int, "an integer >= 0", lambda v: v >= 0)
+
+
 def positive_float(text: str) -> float:
     return _number(text, float, "a number > 0", lambda v: math.isfinite(v) and v > 0)
 

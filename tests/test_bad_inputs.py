@@ -203,6 +203,8 @@ SCRIPTS = [
                  id="archive-flag-without-path"),
     pytest.param("fetch_data.py", "--source synthetic --train-size 0 --test-size 5",
                  "argument --train-size: 0 is out of range; allowed: an integer >= 1", id="zero-train-size"),
+    pytest.param("fetch_data.py", "--source synthetic --train-size 5 --val-size -5 --test-size 5",
+                 "argument --val-size: -5 is out of range; allowed: an integer >= 0", id="negative-val-size"),
     pytest.param("fetch_data.py", "--source ftp --train-size 5 --test-size 5",
                  "argument --source: invalid choice: 'ftp'", id="unknown-source-flag"),
     pytest.param("train_teacher.py", f"--kind frozen --weights missing/resnet50.h5 {TRAIN}",
