@@ -262,7 +262,7 @@ def test_a_failing_later_step_keeps_the_earlier_outputs(files, tmp_path):
     target = "results/models/teacher-frozen/model.keras"
     result = run_snakemake(tmp_path, target, "--cores", "1", "--configfile", TINY, bad_weights)
     assert result.returncode != 0
-    log = (tmp_path / "results" / "logs" / "train_teacher" / "frozen.log").read_text()
+    log = (tmp_path / "results" / "logs" / "train" / "teacher-frozen.log").read_text()
     assert "error: cannot load ResNet50 weights from" in log and "Traceback" not in log
     assert not (tmp_path / "results" / "models" / "teacher-frozen" / "model.keras").exists()
     data = tmp_path / "results" / "data" / "cifar10.npz"

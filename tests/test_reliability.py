@@ -120,7 +120,7 @@ def test_sigkill_under_snakemake_keeps_resume_state_and_rerun_finishes(tmp_path)
 
     rerun = run_snakemake(tmp_path, "--configfile", TINY, longer, "--cores", "1", target)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    log = (tmp_path / "results" / "logs" / "train_baseline" / "s0.log").read_text()
+    log = (tmp_path / "results" / "logs" / "train" / "student-baseline-s0.log").read_text()
     assert "resuming from the last finished epoch" in log and f"epoch 1/{EPOCHS} started" not in log
     assert_full_history(tmp_path / "results" / "models" / "student-baseline-s0" / "history.csv")
     assert not resume.exists()
