@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
+import signal
 import sys
 from typing import Callable
 
@@ -12,33 +15,75 @@ from kdbench import KdbenchError  # noqa: E402
 from kdbench.hardware import JIT_COMPILE, PRECISIONS  # noqa: E402
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM (a cluster's walltime, Snakemake cancelling a job) raised in the main thread, like Ctrl-C."""
+
+
+def _raise_stopped(signum, frame):
+    raise Stopped(signum)
+
+
 def run(main: Callable[[], None]) -> None:
-    """Run a script's main(); a KdbenchError becomes one 'error:' line and exit status 2."""
+    """Run a script's main(); a KdbenchError becomes one 'error:' line and exit status 2.
+
+    SIGTERM and Ctrl-C unwind like an exception, so no output is left half written (see io.atomic_path)
+    and training keeps its resume state (see train.fit_resumable): exit status 128 + signal number.
+    """
+    signal.signal(signal.SIGTERM, _raise_stopped)
     try:
         main()
     except KdbenchError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted; finished epochs are kept and a rerun resumes from them", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as err:
+        signum = signal.SIGTERM if isinstance(err, Stopped) else signal.SIGINT
+        print(f"stopped by {signal.Signals(signum).name}: files are only ever written whole; rerun the step "
+              "(training resumes from its last finished epoch)", file=sys.stderr)
+        sys.exit(128 + signum)
+
+
+def _number(text: str, kind: type, allowed: str, ok: Callable[[float], bool]):
+    """argparse type: parse `text` as `kind` and check it, with a message saying what is allowed."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number; allowed: {allowed}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"{text} is out of range; allowed: {allowed}")
+    return value
 
 
 def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
+    return _number(text, int, "an integer >= 1", lambda v: v >= 1)
+
+
+def non_negative_int(text: str) -> int:
+    return _number(text, int, "an integer >= 0", lambda v: v >= 0)
+
+
+def positive_float(text: str) -> float:
+    return _number(text, float, "a number > 0", lambda v: math.isfinite(v) and v > 0)
+
+
+def fraction(text: str) -> float:
+    return _number(text, float, "a number from 0 to 1", lambda v: 0 <= v <= 1)
+
+
+def power_of_two(text: str) -> int:
+    return _number(text, int, "1, 2, 4, 8 or 16", lambda v: v in (1, 2, 4, 8, 16))
 
 
 def add_training_args(parser) -> None:
     """Flags every training script takes; rules pass each explicitly so Snakemake sees changes."""
     parser.add_argument("--data", required=True, help=".npz written by fetch_data.py")
-    parser.add_argument("--upsample", type=int, default=8, help="x2 upsamplings inside the model: 8 = 256 px")
+    parser.add_argument("--upsample", type=power_of_two, default=8, help="x2 upsamplings inside the model: 8 = 256 px")
     parser.add_argument("--epochs", type=positive_int, required=True)
     parser.add_argument("--batch-size", type=positive_int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
+    parser.add_argument("--learning-rate", type=positive_float, default=1e-3, help="Adam learning rate")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,
+                        help="TensorFlow op determinism: same data, flags and seed on the same machine give "
+                             "identical results (default: on)")
     parser.add_argument("--threads", type=positive_int, default=1, help="TensorFlow intra-op threads")
     parser.add_argument("--precision", default="float32", choices=PRECISIONS,
                         help="Keras dtype policy; auto: mixed_bfloat16 on a CPU with native bf16, else float32")
@@ -51,8 +96,18 @@ def add_training_args(parser) -> None:
     parser.add_argument("--info-out", required=True, help="output JSON with run facts (time, params, device)")
 
 
+def resume_key(args, *inputs: str | None) -> dict:
+    """What a resumed run must share with the run it resumes: every flag but threads and outputs, and
+    the sha256 of each input file (so changed data or teacher logits never continue stale weights)."""
+    from kdbench.data import sha256_of
+
+    flags = {key: value for key, value in vars(args).items()
+             if key not in ("threads", "resume_dir", "model_out", "history_out", "info_out")}
+    return {"flags": flags, "inputs": {path: sha256_of(path) for path in inputs if path and os.path.isfile(path)}}
+
+
 def training_info(args, **extra) -> dict:
     """The run facts every training script records next to its checkpoint."""
     return {"upsample": args.upsample, "epochs": args.epochs, "batch_size": args.batch_size,
             "learning_rate": args.learning_rate, "seed": args.seed, "threads": args.threads,
-            "jit_compile": args.jit_compile, **extra}
+            "jit_compile": args.jit_compile, "deterministic": args.deterministic, **extra}

@@ -7,6 +7,7 @@ import io
 import os
 import pickle
 import tarfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -155,11 +156,13 @@ def read_npz(path: str | os.PathLike, train_size: int, test_size: int) -> dict[s
     path = Path(path)
     if not path.is_file():
         raise KdbenchError(f"data.path {path} is not a file; expected an .npz with x_train, y_train, x_test, y_test")
+    keys = ("x_train", "y_train", "x_test", "y_test")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in ("x_train", "y_train", "x_test", "y_test")}
-    except KeyError as err:
-        raise KdbenchError(f"{path} lacks array {err}; it needs x_train, y_train, x_test, y_test") from err
+            missing = [key for key in keys if key not in npz.files]
+            if missing:
+                raise KdbenchError(f"{path} lacks array {', '.join(missing)}; it needs {', '.join(keys)}")
+            arrays = {key: npz[key] for key in keys}
     except (OSError, ValueError, EOFError) as err:
         raise KdbenchError(f"{path} is not a readable .npz ({err})") from err
     for split, size in (("train", train_size), ("test", test_size)):
@@ -172,6 +175,22 @@ def read_npz(path: str | os.PathLike, train_size: int, test_size: int) -> dict[s
         arrays[f"x_{split}"] = x[:size].astype(np.uint8)
         arrays[f"y_{split}"] = y[:size].astype(np.int64)
     return arrays
+
+
+def npz_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+    """Shapes of the arrays in an .npz, read from their headers only (cheap enough for config checks)."""
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    shapes = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.namelist():
+                with archive.open(member) as handle:
+                    version = np.lib.format.read_magic(handle)
+                    if version in readers:
+                        shapes[member.removesuffix(".npy")] = readers[version](handle)[0]
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise KdbenchError(f"{path} is not a readable .npz ({err})") from err
+    return shapes
 
 
 def make_synthetic(train_size: int, test_size: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -230,6 +249,8 @@ def save_dataset(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None
 
 
 def load_dataset(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    if not Path(path).is_file():
+        raise KdbenchError(f"data set {path} is missing; write it with fetch_data.py (or let Snakemake run fetch_data)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {key: npz[key] for key in npz.files}

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import keras
+import numpy as np
+
+from kdbench import KdbenchError
+from kdbench.data import NUM_CLASSES
 
 HARD_LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -18,6 +24,21 @@ def kd_loss(labels, student_logits, teacher_logits, alpha: float, temperature: f
     soft_loss = keras.distillation.LogitsDistillation(temperature, loss=keras.losses.KLDivergence())
     soft = soft_loss.compute_loss(teacher_logits, student_logits)
     return alpha * hard + (1.0 - alpha) * soft, hard, soft
+
+
+def load_teacher_logits(path: str | os.PathLike, num_images: int, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """Cached teacher logits, checked: one finite row of `num_classes` per training image."""
+    try:
+        logits = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise KdbenchError(f"cannot read teacher logits {path} ({err}); rerun teacher_logits") from err
+    if logits.shape != (num_images, num_classes):
+        raise KdbenchError(f"{path} has shape {logits.shape}, expected ({num_images}, {num_classes}): "
+                           "it was computed for other data; rerun teacher_logits")
+    if not np.isfinite(logits).all():
+        raise KdbenchError(f"{path} holds {int((~np.isfinite(logits)).sum())} NaN/inf values; the teacher "
+                           "diverged or the file is damaged: retrain the teacher, then rerun teacher_logits")
+    return logits
 
 
 class Distiller(keras.Model):

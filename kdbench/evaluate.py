@@ -8,7 +8,17 @@ from scipy.special import log_softmax
 from sklearn.metrics import (accuracy_score, classification_report, confusion_matrix,
                              precision_recall_fscore_support)
 
+from kdbench import KdbenchError
 from kdbench.data import CLASS_NAMES
+
+
+def check_finite(logits: np.ndarray, model_path: str) -> np.ndarray:
+    """Refuse NaN/inf predictions: metrics or soft targets computed from them would be meaningless."""
+    bad = int((~np.isfinite(logits)).sum())
+    if bad:
+        raise KdbenchError(f"{model_path} predicts {bad} NaN/inf logits: its weights are broken "
+                           "(diverged training?); retrain it")
+    return logits
 
 
 def classification_metrics(labels: np.ndarray, logits: np.ndarray) -> dict:

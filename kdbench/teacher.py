@@ -24,11 +24,11 @@ def backbone_features(teacher: keras.Model, x: np.ndarray, upsample: int, batch_
 
 def fit_teacher(teacher: keras.Model, x: np.ndarray, y: np.ndarray, *, upsample: int, learning_rate: float,
                 batch_size: int, epochs: int, seed: int, resume_dir: str | Path, cache_features: bool,
-                jit_compile: bool | str = "auto") -> tuple[pd.DataFrame, float]:
+                jit_compile: bool | str = "auto", run_key: dict | None = None) -> tuple[pd.DataFrame, float]:
     """Train `teacher` in place; returns its per-epoch history and the seconds spent computing features.
 
     cache_features: the frozen backbone runs once per image and only the head trains, on those features;
-    the teacher keeps the trained head, so saving it gives the full model.
+    the teacher keeps the trained head, so saving it gives the full model. run_key: see fit_resumable.
     """
     def compile_(model):
         model.compile(optimizer=keras.optimizers.Adam(learning_rate), metrics=["accuracy"],
@@ -37,7 +37,7 @@ def fit_teacher(teacher: keras.Model, x: np.ndarray, y: np.ndarray, *, upsample:
     if not cache_features:
         compile_(teacher)
         train_ds = train.make_dataset(x, y, batch_size, shuffle=True, seed=seed)
-        return train.fit_resumable(teacher, train_ds, epochs, resume_dir), 0.0
+        return train.fit_resumable(teacher, train_ds, epochs, resume_dir, run_key=run_key), 0.0
     if teacher.get_layer("backbone").trainable:
         raise KdbenchError("backbone features can be cached only for the frozen teacher: a trainable backbone "
                            "changes every step; drop --cache-features")
@@ -48,4 +48,4 @@ def fit_teacher(teacher: keras.Model, x: np.ndarray, y: np.ndarray, *, upsample:
     head = teacher.get_layer("head")
     compile_(head)
     train_ds = train.make_dataset(features, y, batch_size, shuffle=True, seed=seed)
-    return train.fit_resumable(head, train_ds, epochs, resume_dir), feature_seconds
+    return train.fit_resumable(head, train_ds, epochs, resume_dir, run_key=run_key), feature_seconds

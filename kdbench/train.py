@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import platform
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -17,11 +20,14 @@ from kdbench import KdbenchError
 from kdbench.io import atomic_path, write_json
 
 
-def configure_runtime(threads: int, seed: int) -> None:
-    """Pin TensorFlow to the rule's threads (Snakemake cannot) and seed every generator."""
+def configure_runtime(threads: int, seed: int, deterministic: bool = True) -> None:
+    """Pin TensorFlow to the rule's threads (Snakemake cannot), seed every generator and, by default,
+    make ops deterministic: the same inputs, flags and seed on the same machine give identical results."""
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
     keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
 
 
 def device_description() -> str:
@@ -76,23 +82,55 @@ class EpochTimer(keras.callbacks.Callback):
                                "rate or check the input data")
 
 
-def fit_resumable(model, train_ds, epochs: int, resume_dir: str | Path, verbose: int = 2):
-    """model.fit with state in `resume_dir`: a killed run restarts from its last finished epoch.
+@contextlib.contextmanager
+def deferred_signals(signums=(signal.SIGTERM, signal.SIGINT)):
+    """Hold SIGTERM/SIGINT back while the block runs, then deliver them: a stop never cuts a save in half."""
+    received = []
+    previous = {signum: signal.signal(signum, lambda number, frame: received.append(number)) for signum in signums}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in received[:1]:
+            signal.raise_signal(signum)
+
+
+class _BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore with its end-of-epoch save shielded from SIGTERM/Ctrl-C."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        with deferred_signals():
+            super().on_epoch_end(epoch, logs)
+
+
+def fit_resumable(model, train_ds, epochs: int, resume_dir: str | Path, run_key: dict | None = None,
+                  verbose: int = 2):
+    """model.fit with state in `resume_dir`: a killed or stopped run restarts from its last finished epoch.
 
     `resume_dir` must not be a declared Snakemake output (Snakemake deletes those when a job fails).
+    State saved under a different `run_key` (other flags or inputs) is discarded, never continued.
     Returns the per-epoch history as a pandas DataFrame.
     """
     resume_dir = Path(resume_dir)
-    resume_dir.mkdir(parents=True, exist_ok=True)
-    history_path = resume_dir / "history.csv"
+    history_path, key_path = resume_dir / "history.csv", resume_dir / "run.json"
+    run_key = json.loads(json.dumps(run_key or {}, default=str))  # as it reads back from the file
     if (resume_dir / "backup").exists():
-        print(f"resuming from the last finished epoch saved in {resume_dir}", flush=True)
-    else:
+        saved_key = json.loads(key_path.read_text()) if key_path.is_file() else None
+        if saved_key == run_key:
+            print(f"resuming from the last finished epoch saved in {resume_dir}", flush=True)
+        else:
+            print(f"discarding the resume state in {resume_dir}: it was saved by a run with other flags "
+                  "or inputs; starting over", flush=True)
+            shutil.rmtree(resume_dir)
+    if not (resume_dir / "backup").exists():
+        resume_dir.mkdir(parents=True, exist_ok=True)
         history_path.unlink(missing_ok=True)
-    callbacks = [
+        write_json(key_path, run_key)
+    callbacks = [  # the history row of an epoch is written before its backup: a rerun never misses a row
         EpochTimer(),
-        keras.callbacks.BackupAndRestore(str(resume_dir / "backup")),
         keras.callbacks.CSVLogger(str(history_path), append=True),
+        _BackupAndRestore(str(resume_dir / "backup"), double_checkpoint=True),
     ]
     if not model.built:  # BackupAndRestore needs built weights to restore into
         model(next(iter(train_ds))[0])

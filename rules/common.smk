@@ -79,6 +79,7 @@ def training_flags(name):
         f"--data {DATA} --upsample {config['model']['upsample']} "
         f"--epochs {config['train']['epochs']} --batch-size {config['train']['batch_size']} "
         f"--precision {config['train']['precision']} --jit-compile {str(config['train']['jit_compile']).lower()} "
+        f"--{'' if config['train']['deterministic'] else 'no-'}deterministic "
         f"--resume-dir results/.resume/{name}"
     )
 

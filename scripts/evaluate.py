@@ -30,14 +30,16 @@ def main() -> None:
     from kdbench.io import atomic_path, read_json, write_json
 
     train.configure_runtime(args.threads, seed=0)
+    train_info = read_json(args.train_info)  # first: fail before any output is written
     arrays = data.load_dataset(args.data)
     model = models.load_model(args.model)
 
     def logits_on(split: str):
-        return model.predict(data.preprocess(arrays[f"x_{split}"]), batch_size=args.batch_size, verbose=0)
+        logits = model.predict(data.preprocess(arrays[f"x_{split}"]), batch_size=args.batch_size, verbose=0)
+        return evaluate.check_finite(logits, args.model)
 
     labels, logits = arrays["y_test"], logits_on("test")
-    metrics = {"model": args.name, "train": read_json(args.train_info),
+    metrics = {"model": args.name, "train": train_info,
                "test": evaluate.classification_metrics(labels, logits)}
     if len(arrays.get("x_val", [])):
         metrics["val"] = evaluate.classification_metrics(arrays["y_val"], logits_on("val"))

@@ -13,7 +13,7 @@ def main() -> None:
                              "folder; npz: x_train/y_train/x_test/y_test arrays; synthetic: generated")
     parser.add_argument("--path", help="file or folder for --source archive/npz")
     parser.add_argument("--train-size", type=cli.positive_int, required=True)
-    parser.add_argument("--val-size", type=int, default=0,
+    parser.add_argument("--val-size", type=cli.non_negative_int, default=0,
                         help="validation images: the official training images right after the first --train-size")
     parser.add_argument("--test-size", type=cli.positive_int, required=True)
     parser.add_argument("--no-verify-checksum", action="store_true",

@@ -17,13 +17,14 @@ def main() -> None:
 
     import numpy as np
 
-    from kdbench import data, models, train
+    from kdbench import data, evaluate, models, train
     from kdbench.io import atomic_path
 
     train.configure_runtime(args.threads, seed=0)
     teacher = models.load_model(args.model)
     x_train = data.preprocess(data.load_dataset(args.data)["x_train"])
     logits = teacher.predict(x_train, batch_size=args.batch_size, verbose=2)
+    evaluate.check_finite(logits, args.model)
     with atomic_path(args.out) as tmp:
         with open(tmp, "wb") as handle:
             np.save(handle, logits.astype(np.float32))

@@ -12,8 +12,9 @@ def main() -> None:
     teacher.add_argument("--teacher-logits", help="cached teacher logits on the training images (.npy)")
     teacher.add_argument("--teacher-model", help="teacher .keras checkpoint, run online on every batch")
     parser.add_argument("--teacher-name", help="teacher label recorded with the run (e.g. frozen)")
-    parser.add_argument("--alpha", type=float, default=0.3, help="weight of the hard-label loss")
-    parser.add_argument("--temperature", type=float, default=7.0, help="softmax temperature of the soft loss")
+    parser.add_argument("--alpha", type=cli.fraction, default=0.3, help="weight of the hard-label loss (0 to 1)")
+    parser.add_argument("--temperature", type=cli.positive_float, default=7.0,
+                        help="softmax temperature of the soft loss (> 0)")
     parser.add_argument("--augment", action="store_true",
                         help="random flips and shifts of the training images (needs --teacher-model to distil)")
     cli.add_training_args(parser)
@@ -25,12 +26,11 @@ def main() -> None:
                            "or drop --augment")
 
     import keras
-    import numpy as np
 
     from kdbench import data, hardware, models, train
-    from kdbench.distill import HARD_LOSS, Distiller
+    from kdbench.distill import HARD_LOSS, Distiller, load_teacher_logits
 
-    train.configure_runtime(args.threads, args.seed)
+    train.configure_runtime(args.threads, args.seed, args.deterministic)
     precision = hardware.set_precision(args.precision)
     jit_compile = hardware.jit_compile_flag(args.jit_compile)
     arrays = data.load_dataset(args.data)
@@ -44,10 +44,7 @@ def main() -> None:
         teacher_model = models.load_model(args.teacher_model) if args.teacher_model else None
         targets = {"label": y_train}
         if args.teacher_logits:  # with --teacher-model the teacher runs on every batch instead
-            targets["teacher_logits"] = np.load(args.teacher_logits, allow_pickle=False)
-            if targets["teacher_logits"].shape != (len(x_train), data.NUM_CLASSES):
-                raise KdbenchError(f"{args.teacher_logits} has shape {targets['teacher_logits'].shape}, "
-                                   f"expected ({len(x_train)}, {data.NUM_CLASSES}); rerun teacher_logits")
+            targets["teacher_logits"] = load_teacher_logits(args.teacher_logits, len(x_train))
         model = Distiller(student, args.alpha, args.temperature, teacher=teacher_model)
         model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), jit_compile=jit_compile)
     train_ds = train.make_dataset(x_train, targets, args.batch_size, shuffle=True, seed=args.seed,
@@ -56,7 +53,8 @@ def main() -> None:
             f"({'cached' if args.teacher_logits else 'online'} teacher)") if distilling else "baseline"
     print(f"training student ({mode}): {len(x_train)} images, {32 * args.upsample} px, {args.epochs} epochs, "
           f"{precision}{', augmented' if args.augment else ''}", flush=True)
-    history = train.fit_resumable(model, train_ds, args.epochs, args.resume_dir)
+    history = train.fit_resumable(model, train_ds, args.epochs, args.resume_dir, run_key=cli.resume_key(
+        args, args.data, args.teacher_logits, args.teacher_model))
     info = cli.training_info(args, kind="student-kd" if distilling else "student-baseline", precision=precision,
                              augment=args.augment)
     if distilling:

@@ -21,7 +21,7 @@ def main() -> None:
 
     from kdbench import data, hardware, models, teacher, train
 
-    train.configure_runtime(args.threads, args.seed)
+    train.configure_runtime(args.threads, args.seed, args.deterministic)
     precision = hardware.set_precision(args.precision)
     arrays = data.load_dataset(args.data)
     model = models.build_teacher(weights, args.upsample, frozen=args.kind == "frozen")
@@ -32,7 +32,7 @@ def main() -> None:
         model, data.preprocess(arrays["x_train"]), arrays["y_train"], upsample=args.upsample,
         learning_rate=args.learning_rate, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
         resume_dir=args.resume_dir, cache_features=args.cache_features,
-        jit_compile=hardware.jit_compile_flag(args.jit_compile))
+        jit_compile=hardware.jit_compile_flag(args.jit_compile), run_key=cli.resume_key(args, args.data, weights))
     info = cli.training_info(args, kind=f"teacher-{args.kind}", weights=str(weights), precision=precision,
                              cache_features=args.cache_features, feature_seconds=feature_seconds)
     train.save_training_outputs(model, history, args.model_out, args.history_out, args.info_out, info,

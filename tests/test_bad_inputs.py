@@ -1,0 +1,272 @@
+"""Bad inputs, one row each: configs, data files, weights paths and script flags.
+
+Every row must fail with a non-zero exit and a message naming what is wrong, not a bare traceback, and
+must leave results that already exist untouched. Config rows are checked through the function the
+Snakefile calls (milliseconds each); Snakemake runs of combined rows show that they stop the workflow.
+"""
+
+import io
+import os
+import pickle
+import tarfile
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import ROOT, official_batch_bytes, run_script, run_snakemake, write_official_archive
+from snakemake.utils import update_config
+
+from kdbench.config import config_errors
+from kdbench.data import make_synthetic, save_dataset
+
+TINY = str(ROOT / "presets" / "tiny.yaml")
+SCHEMA = ROOT / "schemas" / "config.schema.yaml"
+PREVIOUS = "a result computed earlier\n"
+
+
+class _Exploit:
+    marker = ""
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """The bad (and good) input files the rows refer to, by name."""
+    root = tmp_path_factory.mktemp("inputs")
+    paths = {name.split(".")[0]: root / name for name in (
+        "data.npz", "archive.tar.gz", "truncated.tar.gz", "random.tar.gz", "evil.tar.gz", "extracted",
+        "nokey.npz", "badshape.npz", "garbage.h5", "short_logits.npy", "nan_logits.npy", "corrupt.keras",
+        "train.json", "pwned")}
+    save_dataset(paths["data"], make_synthetic(64, 20, seed=0))
+    write_official_archive(paths["archive"])
+    whole = paths["archive"].read_bytes()
+    paths["truncated"].write_bytes(whole[: len(whole) // 2])
+    paths["random"].write_bytes(np.random.default_rng(0).bytes(4096))
+    _Exploit.marker = str(paths["pwned"])
+    with tarfile.open(paths["evil"], "w:gz") as archive:
+        payload = pickle.dumps({b"data": _Exploit(), b"labels": [0]}, protocol=2)
+        info = tarfile.TarInfo("cifar-10-batches-py/data_batch_1")
+        info.size = len(payload)
+        archive.addfile(info, io.BytesIO(payload))
+    batches = paths["extracted"] / "cifar-10-batches-py"
+    batches.mkdir(parents=True)
+    for i in range(1, 6):  # train batches only: test_batch is missing
+        (batches / f"data_batch_{i}").write_bytes(
+            official_batch_bytes(np.zeros((2, 32, 32, 3), np.uint8), np.zeros(2, int)))
+    np.savez(paths["nokey"], x_train=np.zeros((4, 32, 32, 3), np.uint8))
+    np.savez(paths["badshape"], x_train=np.zeros((4, 28, 28, 3), np.uint8), y_train=np.zeros(4),
+             x_test=np.zeros((4, 28, 28, 3), np.uint8), y_test=np.zeros(4))
+    paths["garbage"].write_text("not an HDF5 file\n")
+    np.save(paths["short_logits"], np.zeros((5, 10), np.float32))
+    nan_logits = np.zeros((64, 10), np.float32)
+    nan_logits[3, 4] = np.nan
+    np.save(paths["nan_logits"], nan_logits)
+    paths["corrupt"].write_bytes(b"PK\x03\x04 this is not a keras archive")
+    paths["train"].write_text("{}\n")
+    return {name: str(path) for name, path in paths.items()}
+
+
+# ---------------------------------------------------------------------------------------------- configs
+# (preset merged over config.yaml + presets/tiny.yaml, words the error must contain)
+CONFIGS = [
+    pytest.param("epochs: 5\n", "(top level): Additional properties are not allowed ('epochs' was unexpected); "
+                 "allowed keys: data, distillation", id="unknown-top-level-key"),
+    pytest.param("train:\n  epoch: 5\n", "train: Additional properties are not allowed ('epoch' was unexpected); "
+                 "allowed keys: batch_size, deterministic, epochs", id="misspelt-nested-key"),
+    pytest.param("distillation:\n  alpha: 1.5\n", "distillation.alpha: 1.5 is neither a valid single value nor a "
+                 "list of them (type number, minimum 0, maximum 1", id="alpha-above-1"),
+    pytest.param("distillation:\n  temperature: 0\n", "distillation.temperature: 0 is neither",
+                 id="temperature-zero"),
+    pytest.param("distillation:\n  temperature: [2, -1]\n", "distillation.temperature: [2, -1] is neither",
+                 id="temperature-list-with-negative"),
+    pytest.param("distillation:\n  soft_targets: sometimes\n",
+                 "distillation.soft_targets: 'sometimes' is not one of ['cached', 'online']", id="soft-targets-enum"),
+    pytest.param("train:\n  epochs: 0\n", "train.epochs: 0 is less than the minimum of 1", id="zero-epochs"),
+    pytest.param("train:\n  batch_size: large\n", "train.batch_size: 'large' is not of type 'integer'",
+                 id="batch-size-not-a-number"),
+    pytest.param("model:\n  upsample: 3\n", "model.upsample: 3 is not one of [1, 2, 4, 8, 16]",
+                 id="upsample-not-power-of-two"),
+    pytest.param("student:\n  learning_rate: -0.001\n",
+                 "student.learning_rate: -0.001 is less than or equal to the minimum of 0", id="negative-lr"),
+    pytest.param("seeds: [0, 0]\n", "seeds: [0, 0] has non-unique elements", id="duplicate-seeds"),
+    pytest.param("data:\n  source: ftp\n",
+                 "data.source: 'ftp' is not one of ['download', 'archive', 'npz', 'synthetic']", id="unknown-source"),
+    pytest.param("data:\n  source: download\n  train_size: 60000\n",
+                 "data.train_size: 60000 is greater than the maximum of 50000", id="more-images-than-cifar10"),
+    pytest.param("data:\n  source: archive\n", "data.path: missing; data.source: archive needs data.path",
+                 id="archive-without-path"),
+    pytest.param("data:\n  source: npz\n  path: nowhere.npz\n",
+                 "data.path: 'nowhere.npz' does not exist", id="npz-path-missing"),
+    pytest.param("data:\n  source: npz\n  path: {data}\n  train_size: 100\n",
+                 "data.train_size + data.val_size: 100 + 40 = 140 is more than the 64 training images in",
+                 id="npz-too-small"),
+    pytest.param("data:\n  source: download\n  train_size: 45000\n  val_size: 10000\n",
+                 "data.train_size + data.val_size: 45000 + 10000 = 55000 is more than the 50000 training images "
+                 "in CIFAR-10", id="train-plus-val-above-cifar10"),
+    pytest.param("data:\n  source: npz\n  path: {garbage}\n", "is not a readable .npz", id="npz-not-an-npz"),
+    pytest.param("data:\n  path: {archive}\n", "is set but data.source is synthetic, which ignores it",
+                 id="path-without-file-source"),
+    pytest.param("model:\n  weights: missing/resnet50.h5\n", "model.weights: 'missing/resnet50.h5' is not a file; "
+                 "allowed: imagenet, null", id="weights-path-missing"),
+]
+
+
+def merged_config(preset: str) -> dict:
+    """config.yaml, presets/tiny.yaml and `preset` merged the way Snakemake merges --configfile files."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    for layer in (yaml.safe_load(Path(TINY).read_text()), yaml.safe_load(preset)):
+        update_config(config, layer)
+    return config
+
+
+@pytest.mark.parametrize("preset, message", CONFIGS)
+def test_bad_config_row_names_key_value_and_what_is_allowed(preset, message, files):
+    # the function rules/common.smk runs on the merged config before any job; the runs below prove the wiring
+    errors = config_errors(merged_config(preset.format(**files)), SCHEMA)
+    assert any(message in line for line in errors), errors
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A working directory that already holds a computed data set, which no failing run may touch."""
+    root = tmp_path_factory.mktemp("workdir")
+    (root / "results" / "data").mkdir(parents=True)
+    (root / "results" / "data" / "cifar10.npz").write_text(PREVIOUS)
+    return root
+
+
+def results_snapshot(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in (root / "results").rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("rows", [
+    pytest.param(["unknown-top-level-key", "alpha-above-1", "zero-epochs", "upsample-not-power-of-two",
+                  "negative-lr", "duplicate-seeds"], id="schema-errors"),
+    pytest.param(["npz-too-small", "weights-path-missing"], id="cross-key-errors"),
+])
+def test_snakemake_lists_every_config_error_at_once_and_runs_nothing(rows, files, workdir, request):
+    by_id = {row.id: row.values for row in CONFIGS}
+    config = workdir / f"{request.node.callspec.id}.yaml"
+    combined = {}
+    for row in rows:
+        update_config(combined, yaml.safe_load(by_id[row][0].format(**files)))
+    config.write_text(yaml.safe_dump(combined))
+    before = results_snapshot(workdir)
+    result = run_snakemake(workdir, "--cores", "1", "--configfile", TINY, config)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "invalid configuration" in output
+    for row in rows:
+        assert by_id[row][1] in output, output[-3000:]
+    assert "Traceback" not in output
+    assert results_snapshot(workdir) == before
+
+
+def test_bad_config_value_on_the_command_line(workdir):
+    result = run_snakemake(workdir, "--cores", "1", "--configfile", TINY, "--config", "threads=-2")
+    assert result.returncode != 0 and "threads: -2 is less than the minimum of 1" in result.stdout + result.stderr
+
+
+# --------------------------------------------------------------------------------- data, weights, flags
+# (script, flags with {file} placeholders, words the error must contain); outputs are added per script
+OUTPUTS = {
+    "fetch_data.py": ["--out", "d.npz", "--info-out", "d.json"],
+    "train_teacher.py": ["--resume-dir", "resume", "--model-out", "model.keras", "--history-out", "history.csv",
+                         "--info-out", "train.json"],
+    "teacher_logits.py": ["--out", "logits.npy"],
+    "evaluate.py": ["--name", "m", "--metrics-out", "metrics.json", "--per-class-out", "per_class.csv",
+                    "--confusion-out", "confusion.csv", "--confusion-png", "confusion.png",
+                    "--predictions-out", "predictions.csv"],
+}
+OUTPUTS["train_student.py"] = OUTPUTS["train_teacher.py"]
+TRAIN = "--data {data} --upsample 1 --epochs 1"
+FETCH = "--train-size 10 --test-size 5"
+SCRIPTS = [
+    pytest.param("fetch_data.py", f"--source archive --path {{truncated}} --no-verify-checksum {FETCH}",
+                 "truncated.tar.gz is not a readable cifar-10-python.tar.gz", id="truncated-archive"),
+    pytest.param("fetch_data.py", f"--source archive --path {{random}} {FETCH}",
+                 "random.tar.gz has sha256", id="wrong-file-fails-checksum"),
+    pytest.param("fetch_data.py", f"--source archive --path {{archive}} {FETCH}",
+                 "archive.tar.gz has sha256", id="unofficial-archive-fails-checksum"),
+    pytest.param("fetch_data.py", f"--source archive --path {{evil}} --no-verify-checksum {FETCH}",
+                 "refusing to load 'posix.system'", id="malicious-pickle"),
+    pytest.param("fetch_data.py", f"--source archive --path {{extracted}} {FETCH}",
+                 "test_batch is missing", id="extracted-folder-lacks-test-batch"),
+    pytest.param("fetch_data.py", f"--source npz --path {{nokey}} {FETCH}",
+                 "nokey.npz lacks array y_train, x_test, y_test", id="npz-lacks-array"),
+    pytest.param("fetch_data.py", f"--source npz --path {{badshape}} {FETCH}",
+                 "x_train has shape (4, 28, 28, 3), expected (N, 32, 32, 3)", id="npz-wrong-image-shape"),
+    pytest.param("fetch_data.py", f"--source archive {FETCH}", "data.source: archive needs data.path",
+                 id="archive-flag-without-path"),
+    pytest.param("fetch_data.py", "--source synthetic --train-size 0 --test-size 5",
+                 "argument --train-size: 0 is out of range; allowed: an integer >= 1", id="zero-train-size"),
+    pytest.param("fetch_data.py", "--source synthetic --train-size 5 --val-size -5 --test-size 5",
+                 "argument --val-size: -5 is out of range; allowed: an integer >= 0", id="negative-val-size"),
+    pytest.param("fetch_data.py", "--source ftp --train-size 5 --test-size 5",
+                 "argument --source: invalid choice: 'ftp'", id="unknown-source-flag"),
+    pytest.param("train_teacher.py", f"--kind frozen --weights missing/resnet50.h5 {TRAIN}",
+                 "model.weights is 'missing/resnet50.h5', which is not a file", id="weights-file-missing"),
+    pytest.param("train_teacher.py", f"--kind frozen --weights {{garbage}} {TRAIN}",
+                 "cannot load ResNet50 weights from", id="weights-file-not-hdf5"),
+    pytest.param("train_teacher.py", f"--kind partial {TRAIN}", "argument --kind: invalid choice: 'partial'",
+                 id="unknown-teacher-kind"),
+    pytest.param("train_student.py", f"--alpha 1.5 {TRAIN}",
+                 "argument --alpha: 1.5 is out of range; allowed: a number from 0 to 1", id="alpha-flag-above-1"),
+    pytest.param("train_student.py", f"--temperature 0 {TRAIN}",
+                 "argument --temperature: 0 is out of range; allowed: a number > 0", id="temperature-flag-zero"),
+    pytest.param("train_student.py", f"--learning-rate fast {TRAIN}",
+                 "argument --learning-rate: 'fast' is not a number", id="learning-rate-not-a-number"),
+    pytest.param("train_student.py", "--data {data} --upsample 3 --epochs 1",
+                 "argument --upsample: 3 is out of range; allowed: 1, 2, 4, 8 or 16", id="upsample-flag-3"),
+    pytest.param("train_student.py", "--data missing.npz --epochs 1", "data set missing.npz is missing",
+                 id="data-file-missing"),
+    pytest.param("train_student.py", f"--teacher-logits {{short_logits}} {TRAIN}",
+                 "has shape (5, 10), expected (64, 10)", id="logits-for-other-data"),
+    pytest.param("train_student.py", f"--teacher-logits {{nan_logits}} {TRAIN}",
+                 "nan_logits.npy holds 1 NaN/inf values", id="nan-teacher-logits"),
+    pytest.param("train_student.py", f"--teacher-logits {{short_logits}} --teacher-model {{corrupt}} "
+                 f"{TRAIN}", "argument --teacher-model: not allowed with argument --teacher-logits",
+                 id="two-teachers"),
+    pytest.param("teacher_logits.py", "--data {data} --model missing.keras",
+                 "model file missing.keras is missing", id="teacher-checkpoint-missing"),
+    pytest.param("evaluate.py", "--data {data} --model {corrupt} --train-info {train}",
+                 "cannot load model", id="corrupt-checkpoint"),
+    pytest.param("evaluate.py", "--data {data} --model {corrupt} --train-info missing.json",
+                 "missing.json is missing", id="train-info-missing"),
+]
+
+
+@pytest.mark.parametrize("script, flags, message", SCRIPTS)
+def test_bad_script_input_fails_cleanly_and_keeps_earlier_outputs(script, flags, message, files, tmp_path):
+    outputs = OUTPUTS[script]
+    for name in outputs[1::2]:
+        if name not in ("resume", "m"):
+            (tmp_path / name).write_text(PREVIOUS)
+    result = run_script(script, *flags.format(**files).split(), *outputs, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "error: " in result.stderr and message in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    for name in outputs[1::2]:
+        if name not in ("resume", "m"):
+            assert (tmp_path / name).read_text() == PREVIOUS, f"{name} was overwritten or deleted"
+    assert not os.path.exists(files["pwned"])  # the malicious pickle never ran its code
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary leftovers
+
+
+def test_a_failing_later_step_keeps_the_earlier_outputs(files, tmp_path):
+    bad_weights = tmp_path / "weights.yaml"
+    bad_weights.write_text(f"model:\n  weights: {files['garbage']}\n")
+    target = "results/models/teacher-frozen/model.keras"
+    result = run_snakemake(tmp_path, target, "--cores", "1", "--configfile", TINY, bad_weights)
+    assert result.returncode != 0
+    log = (tmp_path / "results" / "logs" / "train" / "teacher-frozen.log").read_text()
+    assert "error: cannot load ResNet50 weights from" in log and "Traceback" not in log
+    assert not (tmp_path / "results" / "models" / "teacher-frozen" / "model.keras").exists()
+    data = tmp_path / "results" / "data" / "cifar10.npz"
+    assert data.exists()
+    # the data set is complete and current: a rerun would only retry the teacher
+    dry = run_snakemake(tmp_path, target, "-n", "--cores", "1", "--configfile", TINY, bad_weights)
+    assert dry.returncode == 0 and "fetch_data" not in dry.stdout and "train_teacher" in dry.stdout
