@@ -172,7 +172,10 @@ def kd_sentences(runs: pd.DataFrame, selected: dict, correct: dict) -> list[str]
     """Selected setting per teacher (and the seed's setting, when swept but not selected) against the baseline."""
     lines = []
     for teacher, (alpha, temperature) in selected.items():
-        settings = [((alpha, temperature), "selected on validation accuracy")]
+        swept = runs[(runs["kind"] == "student-kd") & (runs["teacher"] == teacher)]
+        grid_size = len(swept[["alpha", "temperature"]].drop_duplicates())
+        why = "selected on validation accuracy" if grid_size > 1 else "the only setting run"
+        settings = [((alpha, temperature), why)]
         if SEED_KD_SETTING != (alpha, temperature):
             settings.append((SEED_KD_SETTING, "the seed's setting"))
         for (a, t), why in settings:

@@ -64,6 +64,7 @@ def test_single_seed_uses_paired_test_over_images():
     text, _ = report.build_summary("unit", {"source": "synthetic", "train_size": 1, "test_size": 20}, records,
                                    correct)
     assert "exact McNemar test over 20 paired test images" in text and "+25.00 points" in text
+    assert "the only setting run" in text and "selected on validation" not in text
 
 
 def test_summarize_script_writes_markdown_csv_and_figures(tmp_path):
