@@ -18,6 +18,12 @@ include: "rules/evaluate.smk"
 include: "rules/report.smk"
 
 
+# On a cluster these run on the submit host: fetch_data may need the internet, summarize takes a second.
+localrules:
+    fetch_data,
+    summarize,
+
+
 rule all:
     default_target: True
     input:

@@ -6,6 +6,7 @@ import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from kdbench import KdbenchError
 from kdbench.data import NUM_CLASSES
@@ -67,8 +68,11 @@ class Distiller(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         teacher_logits = self.teacher(x, training=False) if self.teacher is not None else y["teacher_logits"]
         total, hard, soft = kd_loss(y["label"], y_pred, teacher_logits, self.alpha, self.temperature)
-        self.hard_loss_tracker.update_state(hard)
-        self.soft_loss_tracker.update_state(soft)
+        # Under tf.distribute, Keras losses come back divided by the replica count (so that summed
+        # gradients average over the global batch); undo that for the logged values, as Keras does for `loss`.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        self.hard_loss_tracker.update_state(hard * replicas)
+        self.soft_loss_tracker.update_state(soft * replicas)
         return total
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):

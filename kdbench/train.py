@@ -30,6 +30,21 @@ def configure_runtime(threads: int, seed: int, deterministic: bool = True) -> No
         tf.config.experimental.enable_op_determinism()
 
 
+def distribution_strategy(devices: list[str] | None = None) -> tf.distribute.Strategy:
+    """Data-parallel training over every visible GPU; with one GPU or none, TensorFlow's default strategy.
+
+    Build and compile models inside `strategy.scope()`. The global batch stays the configured batch size
+    (split across the N replicas) and the learning rate is unchanged, so a run's hyperparameters do not
+    depend on how many GPUs its job got. `devices` overrides the GPU list (tests mirror over CPUs).
+    Call after configure_runtime (listing devices starts TensorFlow's runtime).
+    """
+    if devices is None:
+        devices = [device.name for device in tf.config.list_logical_devices("GPU")]
+    if len(devices) > 1:
+        return tf.distribute.MirroredStrategy(devices)
+    return tf.distribute.get_strategy()
+
+
 def device_description() -> str:
     """Human-readable name of what TensorFlow computes on (GPU names, else the CPU model)."""
     gpus = tf.config.list_physical_devices("GPU")

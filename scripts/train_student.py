@@ -35,18 +35,20 @@ def main() -> None:
     jit_compile = hardware.jit_compile_flag(args.jit_compile)
     arrays = data.load_dataset(args.data)
     x_train, y_train = data.preprocess(arrays["x_train"]), arrays["y_train"]
-    student = models.build_resnet18(args.upsample, name="student")
-    if not distilling:
-        model, targets = student, y_train
-        model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), loss=HARD_LOSS, metrics=["accuracy"],
-                      jit_compile=jit_compile)
-    else:
-        teacher_model = models.load_model(args.teacher_model) if args.teacher_model else None
-        targets = {"label": y_train}
-        if args.teacher_logits:  # with --teacher-model the teacher runs on every batch instead
-            targets["teacher_logits"] = load_teacher_logits(args.teacher_logits, len(x_train))
-        model = Distiller(student, args.alpha, args.temperature, teacher=teacher_model)
-        model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), jit_compile=jit_compile)
+    strategy = train.distribution_strategy()
+    with strategy.scope():  # models and optimizer state are created inside it (mirrored over GPUs)
+        student = models.build_resnet18(args.upsample, name="student")
+        if not distilling:
+            model, targets = student, y_train
+            model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), loss=HARD_LOSS,
+                          metrics=["accuracy"], jit_compile=jit_compile)
+        else:
+            teacher_model = models.load_model(args.teacher_model) if args.teacher_model else None
+            targets = {"label": y_train}
+            if args.teacher_logits:  # with --teacher-model the teacher runs on every batch instead
+                targets["teacher_logits"] = load_teacher_logits(args.teacher_logits, len(x_train))
+            model = Distiller(student, args.alpha, args.temperature, teacher=teacher_model)
+            model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), jit_compile=jit_compile)
     train_ds = train.make_dataset(x_train, targets, args.batch_size, shuffle=True, seed=args.seed,
                                   augment=args.augment)
     mode = (f"KD alpha={args.alpha} T={args.temperature} "
@@ -56,7 +58,7 @@ def main() -> None:
     history = train.fit_resumable(model, train_ds, args.epochs, args.resume_dir, run_key=cli.resume_key(
         args, args.data, args.teacher_logits, args.teacher_model))
     info = cli.training_info(args, kind="student-kd" if distilling else "student-baseline", precision=precision,
-                             augment=args.augment)
+                             augment=args.augment, replicas=strategy.num_replicas_in_sync)
     if distilling:
         info.update(teacher=args.teacher_name, alpha=args.alpha, temperature=args.temperature,
                     soft_targets="cached" if args.teacher_logits else "online")

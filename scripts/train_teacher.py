@@ -24,17 +24,21 @@ def main() -> None:
     train.configure_runtime(args.threads, args.seed, args.deterministic)
     precision = hardware.set_precision(args.precision)
     arrays = data.load_dataset(args.data)
-    model = models.build_teacher(weights, args.upsample, frozen=args.kind == "frozen")
     print(f"training {args.kind} teacher: {len(arrays['x_train'])} images, {32 * args.upsample} px, "
           f"{args.epochs} epochs, weights={weights}, {precision}, "
           f"{'cached backbone features' if args.cache_features else 'backbone in every step'}", flush=True)
-    history, feature_seconds = teacher.fit_teacher(
-        model, data.preprocess(arrays["x_train"]), arrays["y_train"], upsample=args.upsample,
-        learning_rate=args.learning_rate, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
-        resume_dir=args.resume_dir, cache_features=args.cache_features,
-        jit_compile=hardware.jit_compile_flag(args.jit_compile), run_key=cli.resume_key(args, args.data, weights))
+    strategy = train.distribution_strategy()
+    with strategy.scope():  # models and optimizer state are created inside it (mirrored over GPUs)
+        model = models.build_teacher(weights, args.upsample, frozen=args.kind == "frozen")
+        history, feature_seconds = teacher.fit_teacher(
+            model, data.preprocess(arrays["x_train"]), arrays["y_train"], upsample=args.upsample,
+            learning_rate=args.learning_rate, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
+            resume_dir=args.resume_dir, cache_features=args.cache_features,
+            jit_compile=hardware.jit_compile_flag(args.jit_compile),
+            run_key=cli.resume_key(args, args.data, weights))
     info = cli.training_info(args, kind=f"teacher-{args.kind}", weights=str(weights), precision=precision,
-                             cache_features=args.cache_features, feature_seconds=feature_seconds)
+                             cache_features=args.cache_features, feature_seconds=feature_seconds,
+                             replicas=strategy.num_replicas_in_sync)
     train.save_training_outputs(model, history, args.model_out, args.history_out, args.info_out, info,
                                 args.resume_dir)
 
