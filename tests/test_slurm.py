@@ -158,8 +158,8 @@ PartitionName=debug Nodes=kdbench-node Default=YES MaxTime=INFINITE State=UP
                  self.logs)
 
     def spawn(self, command: list[str]) -> None:
-        log = open(self.root / f"{command[0]}.out", "w")
-        self.daemons.append(subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT))
+        with open(self.root / f"{command[0]}.out", "w") as log:
+            self.daemons.append(subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT))
 
     def run(self, *command: str) -> subprocess.CompletedProcess:
         return subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=30)
@@ -175,20 +175,24 @@ PartitionName=debug Nodes=kdbench-node Default=YES MaxTime=INFINITE State=UP
 
     def stop(self) -> None:
         """Cancel every job, then stop the daemons this object started (newest first)."""
-        if len(self.daemons) == 3 and all(daemon.poll() is None for daemon in self.daemons):
-            ids = self.run("squeue", "-h", "-t", "PENDING,RUNNING", "-o", "%i").stdout.split()
-            if ids:
-                self.run("scancel", *ids)
-        for daemon in reversed(self.daemons):
-            if daemon.poll() is None:
-                daemon.send_signal(signal.SIGTERM)
-                try:
-                    daemon.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    daemon.kill()
-                    daemon.wait()
-        if SYSTEM_CONF.exists() and SYSTEM_CONF.read_text().startswith(MARKER):
-            SYSTEM_CONF.unlink()
+        try:
+            if len(self.daemons) == 3 and all(daemon.poll() is None for daemon in self.daemons):
+                ids = self.run("squeue", "-h", "-t", "PENDING,RUNNING", "-o", "%i").stdout.split()
+                if ids:  # slurmd leaves running jobs alone when it stops: end them first
+                    self.run("scancel", *ids)
+                    wait_for(lambda: not self.run("squeue", "-h", "-t", "PENDING,RUNNING,COMPLETING").stdout.strip(),
+                             60, "cancelled jobs ending", self.logs)
+        finally:
+            for daemon in reversed(self.daemons):
+                if daemon.poll() is None:
+                    daemon.send_signal(signal.SIGTERM)
+                    try:
+                        daemon.wait(timeout=20)
+                    except subprocess.TimeoutExpired:
+                        daemon.kill()
+                        daemon.wait()
+            if SYSTEM_CONF.exists() and SYSTEM_CONF.read_text().startswith(MARKER):
+                SYSTEM_CONF.unlink()
 
 
 @pytest.fixture(scope="module")
