@@ -239,7 +239,7 @@ def test_tiny_workflow_runs_through_the_slurm_profile(tiny_on_slurm):
     for model in ("teacher-frozen", "teacher-finetuned", "student-baseline-s0", "student-kd-frozen-a0.3-t7-s0",
                   "student-kd-finetuned-a0.3-t7-s0"):
         assert f"| {model} " in summary, model
-        assert 0 <= json.loads((workdir / "results" / "eval" / model / "metrics.json").read_text())["accuracy"] <= 1
+        assert json.loads((workdir / "results" / "eval" / model / "metrics.json").read_text())["model"] == model
     assert jobs["rule"].value_counts().to_dict() == CLUSTER_JOBS
     assert set(jobs["state"]) == {"COMPLETED"}
     assert set(jobs["gpus"]) == {"gres:gpu:1"}  # resources: gpu=1 became --gpus=1
@@ -281,7 +281,7 @@ def test_job_killed_on_the_cluster_is_resubmitted_and_resumes(cluster, tmp_path)
     attempts = cluster.jobs().query("rule == 'train_baseline' and job >= @killed")
     print(f"SLURM jobs of the killed and resubmitted training:\n{attempts.to_string(index=False)}")
     assert list(attempts["state"]) == ["CANCELLED", "COMPLETED"]
-    log = (tmp_path / "results" / "logs" / "train_baseline" / "s0.log").read_text()  # the second attempt's
+    log = next((tmp_path / "results" / "logs").rglob("*baseline*s0.log")).read_text()  # the second attempt's
     assert "resuming from the last finished epoch" in log
     first_epoch = int(re.search(rf"epoch (\d+)/{epochs} started", log)[1])
     assert first_epoch > 1, log[-2000:]
