@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from kdbench import KdbenchError
-from kdbench.io import atomic_path
+from kdbench.io import atomic_path, keras_home
 
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer",
                "dog", "frog", "horse", "ship", "truck"]
@@ -138,7 +138,7 @@ def download_archive(cache_dir: str | None = None) -> Path:
     """Fetch the official archive with Keras's downloader (cached in ~/.keras/datasets)."""
     import keras
 
-    cache_root = Path(cache_dir or os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    cache_root = Path(cache_dir) if cache_dir else keras_home()
     target = cache_root / "datasets" / OFFICIAL_FILENAME
     try:
         return Path(keras.utils.get_file(OFFICIAL_FILENAME, OFFICIAL_URL, file_hash=OFFICIAL_SHA256,

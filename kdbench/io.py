@@ -10,6 +10,11 @@ from pathlib import Path
 from kdbench import KdbenchError
 
 
+def keras_home() -> Path:
+    """Where Keras caches downloads (datasets/, models/): $KERAS_HOME or ~/.keras."""
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside `path`; rename it into place only if the block succeeds."""

@@ -11,6 +11,7 @@ from keras import layers
 
 from kdbench import KdbenchError
 from kdbench.data import NUM_CLASSES
+from kdbench.io import keras_home
 
 IMAGE_SHAPE = (32, 32, 3)
 RESNET50_NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -93,7 +94,7 @@ def build_backbone(weights: str | None, upsample: int) -> keras.Model:
         if weights != "imagenet":
             raise KdbenchError(f"cannot load ResNet50 weights from {weights} ({err}); it must be the "
                                f"Keras file {RESNET50_NOTOP_FILE} (no top)") from err
-        cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / RESNET50_NOTOP_FILE
+        cache = keras_home() / "models" / RESNET50_NOTOP_FILE
         raise KdbenchError(
             f"could not download the ImageNet weights for ResNet50 ({err}).\n"
             f"Offline? Copy {RESNET50_NOTOP_FILE} to {cache}, or set model.weights to its path; "
