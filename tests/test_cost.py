@@ -34,3 +34,12 @@ def test_weights_size_excludes_optimizer_state():
 def test_speed_reports_latency_and_throughput():
     result = cost.speed(tiny_dense_model(), throughput_batch=16, latency_repeats=3, throughput_repeats=2)
     assert result["latency_ms"] > 0 and result["throughput_images_per_s"] > 0 and result["throughput_batch"] == 16
+
+
+def test_weights_size_excludes_optimizer_state_of_a_nested_model():
+    inner = tiny_dense_model()
+    outer = keras.Model(inner.inputs, inner(inner.inputs))
+    before = cost.weights_size_mb(outer)
+    inner.compile(optimizer="adam", loss="mse")  # as the frozen teacher's head is trained on its own
+    inner.fit(np.zeros((2, *models.IMAGE_SHAPE)), np.zeros((2, 10)), verbose=0)
+    assert cost.weights_size_mb(outer) == before
