@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from kdbench import plots, stats
-from kdbench.sweep import select_settings, validation_grid
+from kdbench.sweep import select_settings, validation_grids
 
 # Test accuracies (%) the seed notebook reported: 10,000 train / 2,000 test images, 256 px, 5 epochs,
 # softmax outputs, KD at alpha 0.3 and T 7. Keyed by (kind, teacher).
@@ -206,7 +206,7 @@ def build_summary(title: str, data_info: dict, records: list[dict], correct: dic
         lines += ["## Does distillation beat the baseline?", "", *sentences, ""]
     lines += ["## Cost", "", "Latency and throughput are measured on this run's device by the evaluate step; "
               "training time and peak memory come from the training jobs.", "", cost_markdown(table), ""]
-    grids = {teacher: validation_grid(runs, teacher) for teacher in sorted(set(runs["teacher"].dropna()))}
+    grids = validation_grids(runs)
     if any(grid.size > 1 for grid in grids.values()):
         lines += ["## Alpha x temperature sweep", "",
                   "Validation accuracy (%), mean over seeds; * marks the setting selected on validation, whose "
@@ -234,5 +234,5 @@ def write_figures(records: list[dict], histories: dict[str, pd.DataFrame], paths
     runs = runs_table(records)
     plots.accuracy_vs_cost_png(aggregate(runs), paths["accuracy_vs_cost"])
     plots.training_curves_png(histories, paths["training_curves"])
-    grids = {teacher: validation_grid(runs, teacher) for teacher in sorted(set(runs["teacher"].dropna()))}
+    grids = validation_grids(runs)
     plots.sweep_heatmap_png(grids, select_settings(runs), paths["sweep_heatmap"])

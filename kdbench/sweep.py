@@ -23,3 +23,8 @@ def validation_grid(runs: pd.DataFrame, teacher: str) -> pd.DataFrame:
     """Mean validation accuracy with alpha as rows and temperature as columns."""
     kd = runs[(runs["kind"] == "student-kd") & (runs["teacher"] == teacher)]
     return kd.pivot_table(index="alpha", columns="temperature", values="val_accuracy", aggfunc="mean")
+
+
+def validation_grids(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """validation_grid for every teacher that has distilled students, in name order."""
+    return {teacher: validation_grid(runs, teacher) for teacher in sorted(set(runs["teacher"].dropna()))}
