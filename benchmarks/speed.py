@@ -1,11 +1,11 @@
 #!/usr/bin/env python
-"""Time the seed's way (caches off) against ours (caches on) on one data slice, in one run.
+"""Time the seed's way (caches off, float32) against ours (caches on, our defaults) on one data slice, in one run.
 
 Runs the real workflow four times in a scratch folder, on the same slice and settings:
-  seed     frozen teacher recomputes its backbone every epoch, teacher runs in every distillation step
-  ours     backbone features computed once, teacher logits computed once (the defaults)
+  seed     float32; the frozen teacher recomputes its backbone every epoch, the teacher runs in every KD step
+  cached   float32 with both caches on: the caches' gain alone
+  ours     the defaults: caches on and train.precision auto (mixed_bfloat16 on a CPU with native bf16)
   ours-s1  ours with seed 1: the seed-to-seed noise that accuracy differences are judged against
-  bf16     ours with train.precision: mixed_bfloat16 (the others run in float32, as the seed did)
 each building the frozen teacher and a three-point temperature sweep of students distilled from it.
 Prints time ratios, images/s, achieved GFLOP/s against this machine's measured matmul peak, peak memory
 per job (Snakemake's benchmark files) and test accuracies.
@@ -31,11 +31,12 @@ from kdbench import cli  # noqa: E402
 
 TEMPERATURES = [2, 4, 7]
 ALPHA = 0.3
+SEED_WAY = {"teachers": {"frozen": {"cache_features": False}}, "distillation": {"soft_targets": "online"}}
 WAYS = {
-    "seed": {"teachers": {"frozen": {"cache_features": False}}, "distillation": {"soft_targets": "online"}},
+    "seed": {**SEED_WAY, "train": {"precision": "float32"}},
+    "cached": {"train": {"precision": "float32"}},
     "ours": {},
     "ours-s1": {"seeds": [1]},
-    "bf16": {"train": {"precision": "mixed_bfloat16"}},
 }
 
 
@@ -46,24 +47,28 @@ def merge(base: dict, overlay: dict) -> dict:
     return merged
 
 
-def run_way(way: str, config: dict, workdir: Path, cores: int) -> float:
-    """Run the workflow for the frozen teacher's sweep; returns its wall time in seconds."""
-    folder = workdir / way
+def run_workflow(folder: Path, config: dict, targets: list[str], cores: int) -> float:
+    """Run the workflow for `targets` with `config` in `folder` (logged there); returns its wall time in seconds."""
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
-    seed = config["seeds"][0]
-    targets = ["results/eval/teacher-frozen/metrics.json"] + [
-        f"results/eval/student-kd-frozen-a{ALPHA:g}-t{t:g}-s{seed}/metrics.json" for t in TEMPERATURES]
     command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(folder),
                "--configfile", str(folder / "config.yaml"), "--cores", str(cores), *targets]
-    print(f"[{way}] {' '.join(command[1:])}", flush=True)
+    print(f"[{folder.name}] {' '.join(command[1:])}", flush=True)
     start = time.perf_counter()
     with open(folder / "snakemake.log", "w") as log:
         result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
     seconds = time.perf_counter() - start
     if result.returncode:
-        raise cli.KdbenchError(f"the {way} run failed; see {folder / 'snakemake.log'}")
+        raise cli.KdbenchError(f"the {folder.name} run failed; see {folder / 'snakemake.log'}")
     return seconds
+
+
+def run_way(way: str, config: dict, workdir: Path, cores: int) -> float:
+    """Run the workflow for the frozen teacher's sweep; returns its wall time in seconds."""
+    seed = config["seeds"][0]
+    targets = ["results/eval/teacher-frozen/metrics.json"] + [
+        f"results/eval/student-kd-frozen-a{ALPHA:g}-t{t:g}-s{seed}/metrics.json" for t in TEMPERATURES]
+    return run_workflow(workdir / way, config, targets, cores)
 
 
 def read_way(folder: Path, seed: int) -> dict:
@@ -91,12 +96,14 @@ def read_way(folder: Path, seed: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help=".npz with x_train, y_train, x_test, y_test (uint8, 32x32x3)")
-    parser.add_argument("--train-size", type=cli.positive_int, default=1000)
-    parser.add_argument("--test-size", type=cli.positive_int, default=500)
-    parser.add_argument("--upsample", type=int, default=1, help="8 is the seed's 256 px (hours on a CPU)")
+    parser.add_argument("--train-size", type=cli.positive_int, default=256)
+    parser.add_argument("--test-size", type=cli.positive_int, default=128, help="also the validation size")
+    parser.add_argument("--upsample", type=cli.positive_int, default=8, help="8 is the seed's 256 px")
     parser.add_argument("--epochs", type=cli.positive_int, default=5)
     parser.add_argument("--batch-size", type=cli.positive_int, default=32)
     parser.add_argument("--weights", default=None, help="teacher backbone: imagenet or the .h5 path; default random")
+    parser.add_argument("--throughput-batch", type=cli.positive_int, default=32,
+                        help="evaluation's throughput batch (the same in every way; smaller keeps it short)")
     parser.add_argument("--cores", type=cli.positive_int, default=os.cpu_count(),
                         help="snakemake --cores and TensorFlow threads per job (jobs run one at a time)")
     parser.add_argument("--ways", nargs="+", choices=list(WAYS), default=list(WAYS))
@@ -114,8 +121,9 @@ def main() -> None:
         "data": {"source": "npz", "path": str(Path(args.data).resolve()), "train_size": args.train_size,
                  "val_size": args.test_size, "test_size": args.test_size},
         "model": {"upsample": args.upsample, "weights": args.weights},
-        "train": {"epochs": args.epochs, "batch_size": args.batch_size, "precision": "float32"},
-        "distillation": {"alpha": ALPHA, "temperature": TEMPERATURES, "soft_targets": "cached"},
+        "train": {"epochs": args.epochs, "batch_size": args.batch_size},
+        "distillation": {"alpha": ALPHA, "temperature": TEMPERATURES},
+        "evaluation": {"throughput_batch": args.throughput_batch},
         "seeds": [0], "threads": args.cores})
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="kdbench-speed-"))
     results = {"settings": vars(args), "wall_s": {}, "runs": {}}
@@ -140,46 +148,45 @@ def main() -> None:
 
 
 def print_report(results: dict, args, teacher_fwd: int, student_fwd: int, peak: dict) -> None:
-    runs, n = results["runs"], args.train_size * args.epochs
-    seed, ours = runs["seed"], runs["ours"]
+    runs, wall, n = results["runs"], results["wall_s"], args.train_size * args.epochs
     kd = f"kd-t{TEMPERATURES[-1]}"
-    # FLOPs per training image: a training step is ~3 forward passes (forward, input and weight gradients);
-    # a frozen backbone only runs forward.
-    step_flops = {"seed teacher": teacher_fwd, "seed KD": 3 * student_fwd + teacher_fwd, "ours KD": 3 * student_fwd}
+    fast_ways = [way for way in ("cached", "ours") if way in runs]
+    precision = {way: run["teacher"]["precision"] for way, run in runs.items()}
     print(f"\n## kdbench speed benchmark\n\n{results['device']}, {args.cores} threads; {args.train_size} train / "
           f"{args.test_size} test images of {args.data}, {32 * args.upsample} px, {args.epochs} epochs, batch "
-          f"{args.batch_size}, teacher weights {args.weights}; matmul peak {peak['float32']:.0f} GFLOP/s float32, "
-          f"{peak['bfloat16']:.0f} GFLOP/s bfloat16 (2048x2048)\n")
+          f"{args.batch_size}, teacher weights {args.weights}; precision: "
+          + ", ".join(f"{way} {p}" for way, p in precision.items())
+          + f"; matmul peak {peak['float32']:.0f} GFLOP/s float32, {peak['bfloat16']:.0f} GFLOP/s bfloat16 "
+          "(2048x2048)\n")
+
+    def logits_s(way):  # the cached ways' one teacher pass over the training images, shared by every KD run
+        return runs[way]["logits"]["job_s"] if runs[way]["logits"] else 0.0
+
+    # (what, seconds per way, training images processed or None, forward FLOPs per image in each way)
+    # A training step counts as 3 forward passes (forward, input and weight gradients); a frozen
+    # backbone only runs forward; the cached frozen teacher's FLOPs are its one feature pass.
+    steps = [
+        ("frozen teacher: training", {w: r["teacher"]["train_seconds"] for w, r in runs.items()}, n,
+         {"seed": teacher_fwd, "cached": teacher_fwd / args.epochs, "ours": teacher_fwd / args.epochs}),
+        ("frozen teacher: whole job", {w: r["teacher"]["job_s"] for w, r in runs.items()}, None, None),
+        (f"one distillation run (T={TEMPERATURES[-1]}): training", {w: r[kd]["train_seconds"] for w, r in runs.items()},
+         n, {"seed": 3 * student_fwd + teacher_fwd, "cached": 3 * student_fwd, "ours": 3 * student_fwd}),
+        ("one distillation run: whole job", {w: r[kd]["job_s"] for w, r in runs.items()}, None, None),
+        ("one distillation run: whole job + the teacher-logits job it reads",
+         {w: r[kd]["job_s"] + logits_s(w) for w, r in runs.items()}, None, None),
+        (f"whole DAG: teacher + {len(TEMPERATURES)}-point sweep + evaluation", dict(wall), None, None),
+    ]
     rows = []
-
-    def row(what, slow_s, fast_s, slow_ips=None, fast_ips=None, gflops=None):
-        rows.append({"step": what, "seed way (s)": f"{slow_s:.1f}", "ours (s)": f"{fast_s:.1f}",
-                     "speed-up": f"{slow_s / fast_s:.2f}x",
-                     "images/s seed / ours": f"{slow_ips:.0f} / {fast_ips:.0f}" if slow_ips else "",
-                     "GFLOP/s seed / ours": gflops or ""})
-
-    t_seed, t_ours = seed["teacher"]["train_seconds"], ours["teacher"]["train_seconds"]
-    feature_gflops = teacher_fwd * args.train_size / ours["teacher"]["feature_seconds"] / 1e9
-    row("frozen teacher: training", t_seed, t_ours, n / t_seed, n / t_ours,
-        f"{step_flops['seed teacher'] * n / t_seed / 1e9:.0f} / {feature_gflops:.0f} (feature pass)")
-    row("frozen teacher: whole job", seed["teacher"]["job_s"], ours["teacher"]["job_s"])
-    d_seed, d_ours = seed[kd]["train_seconds"], ours[kd]["train_seconds"]
-    row(f"one distillation run (T={TEMPERATURES[-1]}): training", d_seed, d_ours, n / d_seed, n / d_ours,
-        f"{step_flops['seed KD'] * n / d_seed / 1e9:.0f} / {step_flops['ours KD'] * n / d_ours / 1e9:.0f}")
-    if args.epochs > 1:
-        n_later = args.train_size * (args.epochs - 1)
-        l_seed, l_ours = seed[kd]["later_epochs_s"], ours[kd]["later_epochs_s"]
-        row(f"one distillation run: epochs 2-{args.epochs} (step compiled)", l_seed, l_ours, n_later / l_seed,
-            n_later / l_ours, f"{step_flops['seed KD'] * n_later / l_seed / 1e9:.0f} / "
-                              f"{step_flops['ours KD'] * n_later / l_ours / 1e9:.0f}")
-    row("one distillation run: whole job", seed[kd]["job_s"], ours[kd]["job_s"])
-    row(f"DAG: teacher + {len(TEMPERATURES)}-point sweep + evaluation", results["wall_s"]["seed"],
-        results["wall_s"]["ours"])
-    print(pd.DataFrame(rows).to_markdown(index=False))
-    print(f"\nours computes the teacher logits once per teacher: {ours['logits']['job_s']:.1f} s (whole job).")
-    if args.epochs > 1:
-        gflops = step_flops["seed teacher"] * n_later / seed["teacher"]["later_epochs_s"] / 1e9
-        print(f"The seed way's frozen teacher, epochs 2-{args.epochs}: {gflops:.0f} GFLOP/s.")
+    for what, seconds, images, flops in steps:
+        row = {"step": what, **{f"{way} (s)": f"{seconds[way]:.1f}" for way in ["seed", *fast_ways]}}
+        row.update({f"{way} speed-up": f"{seconds['seed'] / seconds[way]:.2f}x" for way in fast_ways})
+        if images:
+            row["images/s"] = " / ".join(f"{images / seconds[w]:.0f}" for w in ["seed", *fast_ways])
+            row["GFLOP/s"] = " / ".join(f"{flops[w] * images / seconds[w] / 1e9:.0f}" for w in ["seed", *fast_ways])
+        rows.append(row)
+    print(pd.DataFrame(rows).fillna("").to_markdown(index=False))
+    print("\nimages/s and GFLOP/s are given as " + " / ".join(["seed", *fast_ways]) + ". "
+          + " ".join(f"{way} spent {logits_s(way):.1f} s once on the teacher logits (whole job)." for way in fast_ways))
 
     print("\nPeak memory per job (max_rss, MB) and test accuracy (%):\n")
     models_ = ["teacher"] + [f"kd-t{t}" for t in TEMPERATURES]
@@ -189,12 +196,6 @@ def print_report(results: dict, args, teacher_fwd: int, student_fwd: int, peak: 
         if run["logits"]:
             table[way]["teacher logits"] = f"{run['logits']['max_rss_mb']:.0f} MB"
     print(pd.DataFrame(table).fillna("-").to_markdown())
-    if "bf16" in runs:
-        b = runs["bf16"]
-        print(f"\nmixed_bfloat16 vs float32 (ours): distillation training {d_ours / b[kd]['train_seconds']:.2f}x, "
-              f"teacher training {t_ours / b['teacher']['train_seconds']:.2f}x, whole DAG "
-              f"{results['wall_s']['ours'] / results['wall_s']['bf16']:.2f}x faster "
-              f"({3 * student_fwd * n / b[kd]['train_seconds'] / 1e9:.0f} GFLOP/s in the KD step)")
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def add_training_args(parser) -> None:
                         help="TensorFlow op determinism: same data, flags and seed on the same machine give "
                              "identical results (default: on)")
     parser.add_argument("--threads", type=positive_int, default=1, help="TensorFlow intra-op threads")
-    parser.add_argument("--precision", default="float32", choices=PRECISIONS,
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="Keras dtype policy; auto: mixed_bfloat16 on a CPU with native bf16, else float32")
     parser.add_argument("--jit-compile", default="auto", choices=list(JIT_COMPILE),
                         help="XLA compilation of the training step; auto: on a GPU only (Keras's default)")

@@ -112,7 +112,7 @@ def test_default_rules_pass_cache_and_speed_flags(tmp_path):
                 for line in shell_commands(result, "train_teacher")}
     assert "--cache-features" in teachers["frozen"] and "--no-cache-features" in teachers["finetuned"]
     for line in [*teachers.values(), *shell_commands(result, "train_student")]:
-        assert "--precision float32 --jit-compile auto" in line and "--threads 4" in line
+        assert "--precision auto --jit-compile auto" in line and "--threads 4" in line
     assert all("--teacher-logits" in line and "--augment" not in line
                for line in shell_commands(result, "train_student") if "--alpha" in line)
 

@@ -1,0 +1,78 @@
+#!/usr/bin/env python
+"""Is mixed_bfloat16 faster than float32 at equal accuracy? Train the baseline student both ways, over seeds.
+
+Runs the workflow's baseline-student targets (training and evaluation) on one data slice, once per
+precision and seed, in one run. Prints each run's training time and test accuracy, then per precision the
+mean and standard deviation over seeds, and the training-time ratio. Accuracy differences are judged
+against the seed-to-seed spread measured here.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from speed import ROOT, merge, run_workflow  # noqa: E402
+
+from kdbench import cli  # noqa: E402
+
+PRECISIONS = ["float32", "mixed_bfloat16"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help=".npz with x_train, y_train, x_test, y_test (uint8, 32x32x3)")
+    parser.add_argument("--preset", default=str(ROOT / "presets" / "quick.yaml"),
+                        help="sizes, resolution and epochs (default: the quick preset)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--cores", type=cli.positive_int, default=os.cpu_count())
+    parser.add_argument("--workdir", help="keep the runs here (default: a temporary folder, deleted)")
+    args = parser.parse_args()
+
+    config = merge(yaml.safe_load((ROOT / "config.yaml").read_text()), yaml.safe_load(Path(args.preset).read_text()))
+    config = merge(config, {"data": {"source": "npz", "path": str(Path(args.data).resolve())},
+                            "model": {"weights": None}, "threads": args.cores, "seeds": args.seeds})
+    targets = [f"results/eval/student-baseline-s{seed}/metrics.json" for seed in args.seeds]
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="kdbench-precision-"))
+    rows = []
+    try:
+        for precision in PRECISIONS:
+            folder = workdir / precision
+            run_workflow(folder, merge(config, {"train": {"precision": precision}}), targets, args.cores)
+            for seed in args.seeds:
+                name = f"student-baseline-s{seed}"
+                info = json.loads((folder / "results" / "models" / name / "train.json").read_text())
+                metrics = json.loads((folder / "results" / "eval" / name / "metrics.json").read_text())
+                rows.append({"precision": precision, "seed": seed, "train_s": info["train_seconds"],
+                             "test_accuracy_%": 100 * metrics["test"]["accuracy"]})
+    finally:
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    runs = pd.DataFrame(rows)
+    print(f"\n## kdbench precision benchmark\n\n{info['device']}, {args.cores} threads; preset {args.preset}, "
+          f"data {args.data}, seeds {args.seeds}\n")
+    print(runs.to_markdown(index=False, floatfmt=".1f"))
+    summary = runs.groupby("precision").agg(train_s=("train_s", "mean"), accuracy=("test_accuracy_%", "mean"),
+                                            accuracy_std=("test_accuracy_%", "std"))
+    print("\n" + summary.to_markdown(floatfmt=".2f"))
+    by = summary["train_s"]
+    accuracy = {p: runs.loc[runs.precision == p, "test_accuracy_%"].tolist() for p in PRECISIONS}
+    difference = statistics.mean(accuracy["mixed_bfloat16"]) - statistics.mean(accuracy["float32"])
+    print(f"\nmixed_bfloat16 trains {by['float32'] / by['mixed_bfloat16']:.2f}x as fast as float32; mean test "
+          f"accuracy differs by {difference:+.2f} points (seed-to-seed std: float32 "
+          f"{summary.loc['float32', 'accuracy_std']:.2f}, mixed_bfloat16 "
+          f"{summary.loc['mixed_bfloat16', 'accuracy_std']:.2f}).")
+
+
+if __name__ == "__main__":
+    cli.run(main)
