@@ -47,7 +47,8 @@ def test_augmented_student_refuses_cached_teacher_logits(tmp_path):
     assert result.stderr.startswith("error: cached teacher logits") and "--teacher-model" in result.stderr
 
 
-def test_speed_benchmark_has_help():
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "speed.py"), "--help"],
+@pytest.mark.parametrize("script, says", [("speed.py", "seed's way"), ("precision.py", "mixed_bfloat16")])
+def test_benchmarks_have_help(script, says):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--help"],
                             capture_output=True, text=True)
-    assert result.returncode == 0 and "seed's way" in result.stdout
+    assert result.returncode == 0 and says in result.stdout
