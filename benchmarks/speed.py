@@ -31,9 +31,9 @@ from kdbench import cli  # noqa: E402
 
 TEMPERATURES = [2, 4, 7]
 ALPHA = 0.3
-SEED_WAY = {"teachers": {"frozen": {"cache_features": False}}, "distillation": {"soft_targets": "online"}}
 WAYS = {
-    "seed": {**SEED_WAY, "train": {"precision": "float32"}},
+    "seed": {"teachers": {"frozen": {"cache_features": False}}, "distillation": {"soft_targets": "online"},
+             "train": {"precision": "float32"}},
     "cached": {"train": {"precision": "float32"}},
     "ours": {},
     "ours-s1": {"seeds": [1]},
@@ -77,11 +77,8 @@ def read_way(folder: Path, seed: int) -> dict:
         row = pd.read_csv(folder / "results" / "benchmarks" / tsv, sep="\t").iloc[0]
         return {"job_s": float(row["s"]), "max_rss_mb": float(row["max_rss"])}
 
-    def later_epochs_s(name):  # epochs after the first, which also traces and compiles the step
-        return float(pd.read_csv(folder / "results" / "models" / name / "history.csv")["epoch_seconds"][1:].sum())
-
     def model(name):
-        return {**job(f"train/{name}.tsv"), "later_epochs_s": later_epochs_s(name),
+        return {**job(f"train/{name}.tsv"),
                 **json.loads((folder / "results" / "models" / name / "train.json").read_text()),
                 "accuracy": json.loads((folder / "results" / "eval" / name / "metrics.json").read_text())["test"]["accuracy"]}
 
