@@ -101,8 +101,12 @@ def resume_key(args, *inputs: str | None) -> dict:
     the sha256 of each input file (so changed data or teacher logits never continue stale weights)."""
     from kdbench.data import sha256_of
 
+    from kdbench.hardware import resolve_precision
+
     flags = {key: value for key, value in vars(args).items()
              if key not in ("threads", "resume_dir", "model_out", "history_out", "info_out")}
+    if "precision" in flags:  # 'auto' differs between machines: a resumed run must train in the same one
+        flags["precision"] = resolve_precision(flags["precision"])
     return {"flags": flags, "inputs": {path: sha256_of(path) for path in inputs if path and os.path.isfile(path)}}
 
 
