@@ -1,0 +1,48 @@
+"""Distillation methods, registered by name: each is one module of this package plus one line in METHODS.
+
+A method module declares, without importing TensorFlow (the workflow reads the declarations while it plans):
+- NEEDS: "logits" (the teacher's logits, cacheable once per teacher) or "features" (its stage outputs too,
+  so the teacher runs online);
+- SETTINGS: {name: {"default": value, "schema": JSON-schema of one value, "help": text}};
+- loss_terms(settings, labels, student_logits, teacher_logits, **features) -> {term name: scalar tensor},
+  whose sum is the loss the student minimises; a "features" method also defines stage_pairs(settings) and,
+  if it has trainable pieces, connectors(settings, student_shapes, teacher_shapes).
+"""
+
+from __future__ import annotations
+
+import itertools
+from types import ModuleType
+
+from kdbench import KdbenchError
+from kdbench.methods import kd
+
+METHODS: dict[str, ModuleType] = {
+    "kd": kd,
+}
+
+
+def get(name: str) -> ModuleType:
+    if name not in METHODS:
+        raise KdbenchError(f"unknown distillation method '{name}'; known: {', '.join(sorted(METHODS))}")
+    return METHODS[name]
+
+
+def settings_schema(name: str) -> dict:
+    """JSON schema of a method's config entry: each setting one value or a list of values (a sweep)."""
+    properties = {}
+    for setting, spec in get(name).SETTINGS.items():
+        one = spec["schema"]
+        properties[setting] = {"oneOf": [one, {"type": "array", "items": one, "minItems": 1, "uniqueItems": True}]}
+    return {"type": "object", "additionalProperties": False, "properties": properties}
+
+
+def setting_grid(name: str, settings: dict | None) -> list[dict]:
+    """Every combination of the configured settings (lists sweep), defaults filled in, in declaration order."""
+    declared = get(name).SETTINGS
+    settings = settings or {}
+    values = []
+    for setting, spec in declared.items():
+        value = settings.get(setting, spec["default"])
+        values.append(value if isinstance(value, list) else [value])
+    return [dict(zip(declared, combination)) for combination in itertools.product(*values)]
