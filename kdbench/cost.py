@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2_as_graph
 
-from kdbench.models import IMAGE_SHAPE
+from kdbench.architectures.layers import IMAGE_SHAPE
 
 
 def flops_per_image(model) -> int:

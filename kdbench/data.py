@@ -258,8 +258,17 @@ def load_dataset(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise KdbenchError(f"cannot read data set {path} ({err}); delete it and rerun fetch_data") from err
 
 
-def preprocess(images: np.ndarray) -> np.ndarray:
-    """ResNet50's 'caffe' preprocessing (RGB->BGR, ImageNet mean subtracted), as the seed does."""
-    from keras.applications.resnet50 import preprocess_input
+def class_names(arrays: dict) -> list[str]:
+    """Class names of a loaded data set (stored with it, not assumed)."""
+    return [str(name) for name in arrays["class_names"]] if "class_names" in arrays else list(CLASS_NAMES)
 
-    return preprocess_input(images.astype(np.float32))
+
+def num_classes(arrays: dict) -> int:
+    return len(class_names(arrays))
+
+
+def validation_split(arrays: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """(float32 images, labels) of the validation split, or None when the data set has none."""
+    if len(arrays.get("x_val", [])) == 0:
+        return None
+    return arrays["x_val"].astype(np.float32), arrays["y_val"]

@@ -120,7 +120,7 @@ class _BackupAndRestore(keras.callbacks.BackupAndRestore):
 
 
 def fit_resumable(model, train_ds, epochs: int, resume_dir: str | Path, run_key: dict | None = None,
-                  verbose: int = 2):
+                  verbose: int = 2, extra_callbacks=()):
     """model.fit with state in `resume_dir`: a killed or stopped run restarts from its last finished epoch.
 
     `resume_dir` must not be a declared Snakemake output (Snakemake deletes those when a job fails).
@@ -143,7 +143,8 @@ def fit_resumable(model, train_ds, epochs: int, resume_dir: str | Path, run_key:
         history_path.unlink(missing_ok=True)
         write_json(key_path, run_key)
     callbacks = [  # the history row of an epoch is written before its backup: a rerun never misses a row
-        EpochTimer(),
+        EpochTimer(),  # first: epoch_seconds is training time only
+        *extra_callbacks,  # before CSVLogger, so that what they add to an epoch's logs is written
         keras.callbacks.CSVLogger(str(history_path), append=True),
         _BackupAndRestore(str(resume_dir / "backup"), double_checkpoint=True),
     ]
@@ -170,3 +171,19 @@ def save_training_outputs(model, history, model_path: str | Path, history_path: 
                          "keras": keras.__version__}}
     write_json(info_path, info)
     shutil.rmtree(resume_dir, ignore_errors=True)
+
+
+class ValidationMetrics(keras.callbacks.Callback):
+    """Adds `predictor`'s accuracy and cross-entropy on held-out images to every epoch's logs (val_accuracy,
+    val_loss): the per-epoch validation curve, for any model, without touching how it trains."""
+
+    def __init__(self, predictor: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 256):
+        super().__init__()
+        self.predictor, self.x, self.y, self.batch_size = predictor, x, np.asarray(y), batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        from scipy.special import log_softmax
+
+        logits = np.asarray(self.predictor.predict(self.x, batch_size=self.batch_size, verbose=0), np.float64)
+        logs["val_accuracy"] = float((logits.argmax(axis=1) == self.y).mean())
+        logs["val_loss"] = float(-log_softmax(logits, axis=1)[np.arange(len(self.y)), self.y].mean())

@@ -2,32 +2,32 @@ rule evaluate:
     input:
         data=DATA,
         model=model_file("{model}"),
-        info="results/models/{model}/train.json",
+        info=f"{RESULTS}/models/{{model}}/train.json",
         train_benchmark=training_benchmark("{model}"),
     output:
         metrics=metrics_file("{model}"),
-        per_class="results/eval/{model}/per_class.csv",
-        confusion="results/eval/{model}/confusion_matrix.csv",
+        per_class=f"{RESULTS}/eval/{{model}}/per_class.csv",
+        confusion=f"{RESULTS}/eval/{{model}}/confusion_matrix.csv",
         confusion_png=report(
-            "results/eval/{model}/confusion_matrix.png",
+            f"{RESULTS}/eval/{{model}}/confusion_matrix.png",
             caption="../report/confusion_matrix.rst",
             category="Confusion matrices",
             labels={"model": "{model}"},
         ),
-        predictions="results/eval/{model}/test_predictions.csv",
+        predictions=f"{RESULTS}/eval/{{model}}/test_predictions.csv",
     params:
         throughput_batch=config["evaluation"]["throughput_batch"],
     threads: config["threads"]
     resources:
         gpu=1,
     log:
-        "results/logs/evaluate/{model}.log",
+        f"{RESULTS}/logs/evaluate/{{model}}.log",
     benchmark:
-        "results/benchmarks/evaluate/{model}.tsv"
+        f"{RESULTS}/benchmarks/evaluate/{{model}}.tsv"
     conda:
         "../envs/kdbench.yaml"
     shell:
-        "python \"$KDBENCH_SCRIPTS/evaluate.py\" --data {input.data} --model {input.model} "
+        'python "$KDBENCH_SCRIPTS/evaluate.py" --data {input.data} --model {input.model} '
         "--train-info {input.info} --train-benchmark {input.train_benchmark} --name {wildcards.model} "
         "--throughput-batch {params.throughput_batch} --threads {threads} --metrics-out {output.metrics} "
         "--per-class-out {output.per_class} --confusion-out {output.confusion} "

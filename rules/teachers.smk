@@ -1,49 +1,43 @@
 rule train_teacher:
     input:
-        DATA,
+        data=DATA,
+        weights=lambda wildcards: user_file(TEACHERS[run(wildcards.model)["teacher"]]["weights"]),
     output:
-        **training_outputs("teacher-{teacher}"),
+        **training_outputs("{model}"),
+    wildcard_constraints:
+        model="teacher-[A-Za-z0-9_.-]+",
     params:
-        common=lambda wildcards: training_flags(f"teacher-{wildcards.teacher}"),
-        learning_rate=lambda wildcards: config["teachers"][wildcards.teacher]["learning_rate"],
-        weights=shlex.quote(str(config["model"]["weights"] or "none")),
-        cache=lambda wildcards: (
-            "--cache-features"
-            if wildcards.teacher == "frozen" and config["teachers"]["frozen"]["cache_features"]
-            else "--no-cache-features"
-        ),
-        seed=TEACHER_SEED,
+        common=lambda wildcards: training_flags(wildcards.model),
+        teacher=teacher_flags,
     threads: config["threads"]
     resources:
         gpu=1,
     log:
-        "results/logs/train/teacher-{teacher}.log",
+        f"{RESULTS}/logs/train/{{model}}.log",
     benchmark:
-        training_benchmark("teacher-{teacher}")
+        training_benchmark("{model}")
     conda:
         "../envs/kdbench.yaml"
     shell:
-        "python \"$KDBENCH_SCRIPTS/train_teacher.py\" --kind {wildcards.teacher} --weights {params.weights} {params.cache} "
-        "{params.common} "
-        "--learning-rate {params.learning_rate} --seed {params.seed} --threads {threads} "
+        'python "$KDBENCH_SCRIPTS/train_teacher.py" {params.teacher} {params.common} --threads {threads} '
         "--model-out {output.model} --history-out {output.history} --info-out {output.info} > {log} 2>&1"
 
 
 rule teacher_logits:
     input:
         data=DATA,
-        model=model_file("teacher-{teacher}"),
+        model=model_file("{model}"),
     output:
-        "results/logits/teacher-{teacher}.npy",
+        f"{RESULTS}/logits/{{model}}.npy",
     threads: config["threads"]
     resources:
         gpu=1,
     log:
-        "results/logs/teacher_logits/{teacher}.log",
+        f"{RESULTS}/logs/teacher_logits/{{model}}.log",
     benchmark:
-        "results/benchmarks/teacher_logits/{teacher}.tsv"
+        f"{RESULTS}/benchmarks/teacher_logits/{{model}}.tsv"
     conda:
         "../envs/kdbench.yaml"
     shell:
-        "python \"$KDBENCH_SCRIPTS/teacher_logits.py\" --data {input.data} --model {input.model} --threads {threads} "
+        'python "$KDBENCH_SCRIPTS/teacher_logits.py" --data {input.data} --model {input.model} --threads {threads} '
         "--out {output} > {log} 2>&1"

@@ -8,6 +8,7 @@ from kdbench import cli
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dataset", default="cifar10", choices=["cifar10"], help="which data set")
     parser.add_argument("--source", required=True, choices=["download", "archive", "npz", "synthetic"],
                         help="download: Keras downloader; archive: cifar-10-python.tar.gz or its extracted "
                              "folder; npz: x_train/y_train/x_test/y_test arrays; synthetic: generated")

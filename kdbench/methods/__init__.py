@@ -4,6 +4,7 @@ A method module declares, without importing TensorFlow (the workflow reads the d
 - NEEDS: "logits" (the teacher's logits, cacheable once per teacher) or "features" (its stage outputs too,
   so the teacher runs online);
 - SETTINGS: {name: {"default": value, "schema": JSON-schema of one value, "help": text}};
+- TERMS: the names of the loss terms it returns (logged per epoch as <term>_loss);
 - loss_terms(settings, labels, student_logits, teacher_logits, **features) -> {term name: scalar tensor},
   whose sum is the loss the student minimises; a "features" method also defines stage_pairs(settings) and,
   if it has trainable pieces, connectors(settings, student_shapes, teacher_shapes).

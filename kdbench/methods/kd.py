@@ -8,6 +8,7 @@ weight on the soft term.
 from __future__ import annotations
 
 NEEDS = "logits"
+TERMS = ("hard", "soft")
 SETTINGS = {
     "alpha": {"default": 0.3, "schema": {"type": "number", "minimum": 0, "maximum": 1},
               "help": "weight of the hard-label cross-entropy; the soft term gets 1 - alpha"},
