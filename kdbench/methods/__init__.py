@@ -16,10 +16,13 @@ import itertools
 from types import ModuleType
 
 from kdbench import KdbenchError
-from kdbench.methods import kd
+from kdbench.methods import at, dkd, fitnets, kd
 
 METHODS: dict[str, ModuleType] = {
     "kd": kd,
+    "dkd": dkd,
+    "fitnets": fitnets,
+    "at": at,
 }
 
 
