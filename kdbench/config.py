@@ -8,7 +8,9 @@ import jsonschema
 import yaml
 
 from kdbench import KdbenchError
-from kdbench.data import OFFICIAL_TEST_SIZE, OFFICIAL_TRAIN_SIZE, npz_shapes
+from kdbench.datasets import get as _dataset, npz_shapes
+
+OFFICIAL_TRAIN_SIZE, OFFICIAL_TEST_SIZE = _dataset("cifar10").train_size, _dataset("cifar10").test_size
 
 
 def config_errors(config: dict, schema_path: str | Path) -> list[str]:

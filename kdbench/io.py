@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -13,6 +14,14 @@ from kdbench import KdbenchError
 def keras_home() -> Path:
     """Where Keras caches downloads (datasets/, models/): $KERAS_HOME or ~/.keras."""
     return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager

@@ -10,12 +10,13 @@ import keras
 from keras import layers
 
 from kdbench import KdbenchError
-from kdbench.data import NUM_CLASSES
+from kdbench.datasets import get as _dataset
 from kdbench.io import keras_home
 
 IMAGE_SHAPE = (32, 32, 3)
 RESNET50_NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 RESNET18_STAGES = (64, 128, 256, 512)
+NUM_CLASSES = _dataset("cifar10").num_classes  # until models take num_classes from the data set file
 
 
 def upsampling_steps(factor: int) -> int:
@@ -131,3 +132,11 @@ def load_model(path: str | os.PathLike) -> keras.Model:
         return keras.models.load_model(path)
     except Exception as err:
         raise KdbenchError(f"cannot load model {path} ({err}); delete it and rerun its training step") from err
+
+
+def preprocess(images):
+    """ResNet50's 'caffe' preprocessing (RGB->BGR, ImageNet mean subtracted), as the seed does."""
+    import numpy as np
+    from keras.applications.resnet50 import preprocess_input
+
+    return preprocess_input(images.astype(np.float32))

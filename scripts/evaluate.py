@@ -26,16 +26,16 @@ def main() -> None:
 
     import pandas as pd
 
-    from kdbench import cost, data, evaluate, models, plots, train
+    from kdbench import cost, datasets, evaluate, models, plots, train
     from kdbench.io import atomic_path, read_json, write_json
 
     train.configure_runtime(args.threads, seed=0)
     train_info = read_json(args.train_info)  # first: fail before any output is written
-    arrays = data.load_dataset(args.data)
+    arrays = datasets.load_dataset(args.data)
     model = models.load_model(args.model)
 
     def logits_on(split: str):
-        logits = model.predict(data.preprocess(arrays[f"x_{split}"]), batch_size=args.batch_size, verbose=0)
+        logits = model.predict(models.preprocess(arrays[f"x_{split}"]), batch_size=args.batch_size, verbose=0)
         return evaluate.check_finite(logits, args.model)
 
     labels, logits = arrays["y_test"], logits_on("test")

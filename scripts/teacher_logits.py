@@ -17,12 +17,12 @@ def main() -> None:
 
     import numpy as np
 
-    from kdbench import data, evaluate, models, train
+    from kdbench import datasets, evaluate, models, train
     from kdbench.io import atomic_path
 
     train.configure_runtime(args.threads, seed=0)
     teacher = models.load_model(args.model)
-    x_train = data.preprocess(data.load_dataset(args.data)["x_train"])
+    x_train = models.preprocess(datasets.load_dataset(args.data)["x_train"])
     logits = teacher.predict(x_train, batch_size=args.batch_size, verbose=2)
     evaluate.check_finite(logits, args.model)
     with atomic_path(args.out) as tmp:

@@ -27,14 +27,14 @@ def main() -> None:
 
     import keras
 
-    from kdbench import data, hardware, models, train
+    from kdbench import datasets, hardware, models, train
     from kdbench.distill import HARD_LOSS, Distiller, load_teacher_logits
 
     train.configure_runtime(args.threads, args.seed, args.deterministic)
     precision = hardware.set_precision(args.precision)
     jit_compile = hardware.jit_compile_flag(args.jit_compile)
-    arrays = data.load_dataset(args.data)
-    x_train, y_train = data.preprocess(arrays["x_train"]), arrays["y_train"]
+    arrays = datasets.load_dataset(args.data)
+    x_train, y_train = models.preprocess(arrays["x_train"]), arrays["y_train"]
     strategy = train.distribution_strategy()
     with strategy.scope():  # models and optimizer state are created inside it (mirrored over GPUs)
         student = models.build_resnet18(args.upsample, name="student")

@@ -19,11 +19,11 @@ def main() -> None:
     args = parser.parse_args()
     weights = None if args.weights.lower() in ("none", "null") else args.weights
 
-    from kdbench import data, hardware, models, teacher, train
+    from kdbench import datasets, hardware, models, teacher, train
 
     train.configure_runtime(args.threads, args.seed, args.deterministic)
     precision = hardware.set_precision(args.precision)
-    arrays = data.load_dataset(args.data)
+    arrays = datasets.load_dataset(args.data)
     print(f"training {args.kind} teacher: {len(arrays['x_train'])} images, {32 * args.upsample} px, "
           f"{args.epochs} epochs, weights={weights}, {precision}, "
           f"{'cached backbone features' if args.cache_features else 'backbone in every step'}", flush=True)
@@ -31,7 +31,7 @@ def main() -> None:
     with strategy.scope():  # models and optimizer state are created inside it (mirrored over GPUs)
         model = models.build_teacher(weights, args.upsample, frozen=args.kind == "frozen")
         history, feature_seconds = teacher.fit_teacher(
-            model, data.preprocess(arrays["x_train"]), arrays["y_train"], upsample=args.upsample,
+            model, models.preprocess(arrays["x_train"]), arrays["y_train"], upsample=args.upsample,
             learning_rate=args.learning_rate, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
             resume_dir=args.resume_dir, cache_features=args.cache_features,
             jit_compile=hardware.jit_compile_flag(args.jit_compile),

@@ -19,7 +19,7 @@ from conftest import ROOT, official_batch_bytes, run_script, run_snakemake, writ
 from snakemake.utils import update_config
 
 from kdbench.config import config_errors
-from kdbench.data import make_synthetic, save_dataset
+from kdbench.datasets import get, make_synthetic, save_dataset
 
 TINY = str(ROOT / "presets" / "tiny.yaml")
 SCHEMA = ROOT / "schemas" / "config.schema.yaml"
@@ -33,6 +33,31 @@ class _Exploit:
         return (os.system, (f"touch {self.marker}",))
 
 
+def _npz(**changes) -> dict[str, np.ndarray]:
+    """A valid CIFAR-10-shaped .npz (10 train, 5 test images) with some arrays replaced."""
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8), "y_train": np.arange(10) % 10,
+              "x_test": rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8), "y_test": np.arange(5)}
+    return {**arrays, **changes}
+
+
+_NAN_IMAGES = np.full((5, 32, 32, 3), 100.0)
+_NAN_IMAGES[0, 0, 0, 0] = np.nan
+# user .npz files whose shapes are right but whose contents are not CIFAR images and class indices
+CONTENT_FILES = {
+    "scaled.npz": _npz(x_train=np.random.default_rng(1).random((10, 32, 32, 3)).astype(np.float32)),
+    "nan_images.npz": _npz(x_test=_NAN_IMAGES),
+    "wide_pixels.npz": _npz(x_train=np.full((10, 32, 32, 3), 300, np.int16)),
+    "channels_first.npz": _npz(x_train=np.zeros((10, 3, 32, 32), np.uint8)),
+    "onehot.npz": _npz(y_train=np.eye(10, dtype=np.float32)),
+    "float_labels.npz": _npz(y_train=np.arange(10, dtype=np.float64)),
+    "name_labels.npz": _npz(y_test=np.array(["cat", "dog", "cat", "dog", "cat"])),
+    "label_range.npz": _npz(y_train=np.arange(10) + 1),
+    "negative_labels.npz": _npz(y_test=np.array([0, 1, -1, 2, 3])),
+    "count_mismatch.npz": _npz(y_train=np.arange(9)),
+}
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """The bad (and good) input files the rows refer to, by name."""
@@ -40,18 +65,19 @@ def files(tmp_path_factory):
     paths = {name.split(".")[0]: root / name for name in (
         "data.npz", "archive.tar.gz", "truncated.tar.gz", "random.tar.gz", "evil.tar.gz", "extracted",
         "nokey.npz", "badshape.npz", "garbage.h5", "short_logits.npy", "nan_logits.npy", "corrupt.keras",
-        "train.json", "pwned")}
-    save_dataset(paths["data"], make_synthetic(64, 20, seed=0))
+        "train.json", "pwned", *CONTENT_FILES, "badlabels_data.npz")}
+    save_dataset(paths["data"], make_synthetic(64, 20, seed=0), get("cifar10").class_names)
     write_official_archive(paths["archive"])
     whole = paths["archive"].read_bytes()
     paths["truncated"].write_bytes(whole[: len(whole) // 2])
     paths["random"].write_bytes(np.random.default_rng(0).bytes(4096))
     _Exploit.marker = str(paths["pwned"])
-    with tarfile.open(paths["evil"], "w:gz") as archive:
-        payload = pickle.dumps({b"data": _Exploit(), b"labels": [0]}, protocol=2)
-        info = tarfile.TarInfo("cifar-10-batches-py/data_batch_1")
-        info.size = len(payload)
-        archive.addfile(info, io.BytesIO(payload))
+    with tarfile.open(paths["evil"], "w:gz") as archive:  # complete, so the reader gets to the pickle
+        for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"):
+            payload = pickle.dumps({b"data": _Exploit(), b"labels": [0]}, protocol=2)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(payload)
+            archive.addfile(info, io.BytesIO(payload))
     batches = paths["extracted"] / "cifar-10-batches-py"
     batches.mkdir(parents=True)
     for i in range(1, 6):  # train batches only: test_batch is missing
@@ -67,6 +93,11 @@ def files(tmp_path_factory):
     np.save(paths["nan_logits"], nan_logits)
     paths["corrupt"].write_bytes(b"PK\x03\x04 this is not a keras archive")
     paths["train"].write_text("{}\n")
+    for name, arrays in CONTENT_FILES.items():
+        np.savez(paths[name.split(".")[0]], **arrays)
+    bad_labels = make_synthetic(64, 20, seed=0, val_size=8)
+    bad_labels["y_test"][0] = 12
+    np.savez(paths["badlabels_data"], **bad_labels, class_names=np.array(get("cifar10").class_names))
     return {name: str(path) for name, path in paths.items()}
 
 
@@ -186,7 +217,37 @@ TRAIN = "--data {data} --upsample 1 --epochs 1"
 FETCH = "--train-size 10 --test-size 5"
 SCRIPTS = [
     pytest.param("fetch_data.py", f"--source archive --path {{truncated}} --no-verify-checksum {FETCH}",
-                 "truncated.tar.gz is not a readable cifar-10-python.tar.gz", id="truncated-archive"),
+                 "truncated.tar.gz is a corrupt archive", id="truncated-archive"),
+    pytest.param("fetch_data.py", f"--source archive --path {{random}} --no-verify-checksum {FETCH}",
+                 "random.tar.gz is a corrupt archive", id="random-bytes-archive"),
+    pytest.param("fetch_data.py", f"--dataset cifar100 --source archive --path {{archive}} --no-verify-checksum "
+                 f"{FETCH}", "it looks like CIFAR-10: set data.dataset: cifar10", id="cifar10-archive-as-cifar100"),
+    pytest.param("fetch_data.py", f"--source npz --path {{scaled}} {FETCH}",
+                 "scaled.npz: x_train has dtype float32 (values ", id="npz-images-scaled-to-0-1"),
+    pytest.param("fetch_data.py", f"--source npz --path {{nan_images}} {FETCH}",
+                 "nan_images.npz: x_test holds 1 NaN/inf values", id="npz-nan-images"),
+    pytest.param("fetch_data.py", f"--source npz --path {{wide_pixels}} {FETCH}",
+                 "wide_pixels.npz: x_train holds pixel values from 300 to 300, outside 0..255", id="npz-pixels-above-255"),
+    pytest.param("fetch_data.py", f"--source npz --path {{channels_first}} {FETCH}",
+                 "x_train has shape (10, 3, 32, 32), expected (N, 32, 32, 3) (channels first?",
+                 id="npz-channels-first"),
+    pytest.param("fetch_data.py", f"--source npz --path {{onehot}} {FETCH}",
+                 "onehot.npz: y_train has shape (10, 10): one-hot or per-class scores, not class indices",
+                 id="npz-one-hot-labels"),
+    pytest.param("fetch_data.py", f"--source npz --path {{float_labels}} {FETCH}",
+                 "float_labels.npz: y_train has dtype float64; expected integer class indices 0..9",
+                 id="npz-float-labels"),
+    pytest.param("fetch_data.py", f"--source npz --path {{name_labels}} {FETCH}",
+                 "name_labels.npz: y_test has dtype <U3; expected integer class indices 0..9 (not class names",
+                 id="npz-class-name-labels"),
+    pytest.param("fetch_data.py", f"--source npz --path {{label_range}} {FETCH}",
+                 "label_range.npz: y_train holds labels from 1 to 10, outside 0..9 (10 classes)", id="npz-label-10"),
+    pytest.param("fetch_data.py", f"--source npz --path {{negative_labels}} {FETCH}",
+                 "negative_labels.npz: y_test holds labels from -1 to 3, outside 0..9", id="npz-negative-label"),
+    pytest.param("fetch_data.py", f"--source npz --path {{count_mismatch}} {FETCH}",
+                 "count_mismatch.npz: x_train has 10 images but y_train has 9 labels", id="npz-label-count"),
+    pytest.param("evaluate.py", "--data {badlabels_data} --model {corrupt} --train-info {train}",
+                 "badlabels_data.npz: y_test holds labels from 0 to 12, outside 0..9", id="eval-labels-out-of-range"),
     pytest.param("fetch_data.py", f"--source archive --path {{random}} {FETCH}",
                  "random.tar.gz has sha256", id="wrong-file-fails-checksum"),
     pytest.param("fetch_data.py", f"--source archive --path {{archive}} {FETCH}",
