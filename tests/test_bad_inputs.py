@@ -5,7 +5,9 @@ must leave results that already exist untouched. Config rows are checked through
 Snakefile calls (milliseconds each); Snakemake runs of combined rows show that they stop the workflow.
 """
 
+import errno
 import io
+import json
 import os
 import pickle
 import tarfile
@@ -18,6 +20,7 @@ import yaml
 from conftest import ROOT, official_batch_bytes, run_script, run_snakemake, write_official_archive
 from snakemake.utils import update_config
 
+from kdbench import KdbenchError
 from kdbench.config import config_errors
 from kdbench.datasets import get, make_synthetic, save_dataset
 
@@ -331,3 +334,177 @@ def test_a_failing_later_step_keeps_the_earlier_outputs(files, tmp_path):
     # the data set is complete and current: a rerun would only retry the teacher
     dry = run_snakemake(tmp_path, target, "-n", "--cores", "1", "--configfile", TINY, bad_weights)
     assert dry.returncode == 0 and "fetch_data" not in dry.stdout and "train_teacher" in dry.stdout
+
+
+# ------------------------------------------------------------------------------- the config's data section
+# (data section, words the error must contain), checked by kdbench.datasets.config_errors
+DATA_SECTIONS = [
+    pytest.param({"dataset": "mnist", "source": "download"}, "data.dataset is 'mnist'; use one of cifar10, cifar100",
+                 id="unknown-data-set"),
+    pytest.param({"dataset": "cifar100", "source": "archive"},
+                 "data.path: missing; data.source: archive needs data.path pointing at cifar-100-python.tar.gz",
+                 id="cifar100-archive-without-path"),
+    pytest.param({"dataset": "cifar100", "source": "download", "train_size": 45000, "val_size": 6000},
+                 "45000 + 6000 = 51000 is more than the 50000 training images in CIFAR-100", id="cifar100-too-many"),
+    pytest.param({"dataset": "cifar100", "source": "download", "test_size": 10001},
+                 "data.test_size: 10001 is more than the 10000 test images in CIFAR-100", id="cifar100-test-size"),
+    pytest.param({"source": "npz", "path": "{data}", "train_size": 60, "val_size": 5},
+                 "60 + 5 = 65 is more than the 64 training images in", id="npz-header-sizes"),
+    pytest.param({"source": "synthetic", "path": "{archive}"},
+                 "is set but data.source is synthetic, which ignores it", id="path-ignored"),
+    pytest.param({"source": "npz", "path": "{garbage}"}, "is not a readable .npz", id="npz-garbage"),
+    pytest.param({"source": "archive", "path": "~/kdbench-surely-missing/cifar-10-python.tar.gz"},
+                 "data.path: '~/kdbench-surely-missing/cifar-10-python.tar.gz' does not exist", id="missing-home-path"),
+    pytest.param({"dataset": "cifar100", "source": "archive", "path": "{extracted}"},
+                 "holds CIFAR-10 (cifar-10-batches-py), but data.dataset is cifar100; set data.dataset: cifar10",
+                 id="cifar10-folder-for-cifar100"),
+    pytest.param({"source": "archive", "path": "{extracted}"},
+                 "is not an extracted cifar-10-python.tar.gz: expected cifar-10-batches-py/ with data_batch_1",
+                 id="incomplete-folder"),
+]
+
+
+@pytest.mark.parametrize("section, message", DATA_SECTIONS)
+def test_bad_data_section_is_refused_before_any_job(section, message, files):
+    from kdbench.datasets import config_errors as data_errors
+
+    data = {"source": "download", "train_size": 100, "val_size": 0, "test_size": 10, **section}
+    if isinstance(data.get("path"), str):
+        data["path"] = data["path"].format(**files)
+    errors = data_errors(data)
+    assert any(message in line for line in errors), errors
+    assert all("\n" not in line for line in errors)
+
+
+def test_good_data_sections_pass(files, tmp_path, monkeypatch):
+    from kdbench.datasets import config_errors as data_errors
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(Path(files["archive"]).read_bytes())
+    for section in ({"source": "archive", "path": "~/cifar-10-python.tar.gz"}, {"source": "npz", "path": files["data"]},
+                    {"dataset": "cifar100", "source": "synthetic"}, {"dataset": "cifar100", "source": "download"}):
+        assert data_errors({"train_size": 50, "val_size": 10, "test_size": 10, **section}) == [], section
+
+
+# ------------------------------------------------------------------------------------------- a full disk
+def _enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_full_disk_while_renaming_names_the_output(tmp_path, monkeypatch):
+    from kdbench.io import write_json
+
+    monkeypatch.setattr(os, "replace", _enospc)
+    target = tmp_path / "out" / "metrics.json"
+    with pytest.raises(KdbenchError) as err:
+        write_json(target, {"a": 1})
+    assert str(err.value).startswith(f"no space left writing {target}")
+    assert not target.exists() and list(target.parent.iterdir()) == []  # the partial temporary file is gone
+
+
+def test_full_disk_while_writing_a_data_set_is_one_error_line(tmp_path, monkeypatch, capsys):
+    from kdbench import cli
+
+    target = tmp_path / "data.npz"
+    monkeypatch.setattr(np, "savez", _enospc)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(lambda: save_dataset(target, make_synthetic(8, 4), get("cifar10").class_names))
+    stderr = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert stderr.startswith(f"error: no space left writing {target}") and stderr.count("\n") == 1
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("error", [
+    pytest.param(OSError(errno.ENOSPC, "No space left on device", "/results/.resume/x/history.csv"), id="oserror"),
+    pytest.param(RuntimeError("Unable to synchronously create file (file write failed: errno = 28, "
+                              "error message = 'No space left on device')"), id="h5py-wrapped"),
+])
+def test_full_disk_outside_atomic_writes_is_one_error_line(error, capsys):
+    from kdbench import cli
+
+    def main():
+        raise error
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(main)
+    stderr = capsys.readouterr().err
+    assert exit_info.value.code == 2 and stderr.startswith("error: no space left writing ")
+    assert "Traceback" not in stderr and stderr.count("\n") == 1
+    if isinstance(error, OSError):
+        assert stderr.startswith(f"error: no space left writing {error.filename}")
+
+
+def test_other_os_errors_are_not_called_a_full_disk():
+    from kdbench import cli
+
+    def main():
+        raise PermissionError(errno.EACCES, "Permission denied", "/results/x")
+
+    with pytest.raises(PermissionError):
+        cli.run(main)
+
+
+# ------------------------------------------------------------------------------- damaged result files
+METRICS = {"model": "student-baseline-s0", "train": {"epochs": 1},
+           "test": {"accuracy": 0.5, "loss": 1.2, "f1_macro": 0.4, "n_test": 40}}
+RESULT_FILES = [
+    pytest.param("read_metrics", "metrics.json", "[1, 2]\n", "holds a JSON list, not an object", id="metrics-list"),
+    pytest.param("read_metrics", "metrics.json", '{"model": "m", "train": {}', "is not valid JSON", id="metrics-cut"),
+    pytest.param("read_metrics", "metrics.json", json.dumps({**METRICS, "test": {"loss": 1.0}}),
+                 "has no finite number for test.accuracy", id="metrics-no-accuracy"),
+    pytest.param("read_metrics", "metrics.json", json.dumps({**METRICS, "test": {"accuracy": "0.9", "loss": 1}}),
+                 "has no finite number for test.accuracy", id="metrics-accuracy-string"),
+    pytest.param("read_metrics", "metrics.json", json.dumps({**METRICS, "test": {"accuracy": 93.1, "loss": 1}}),
+                 "has test.accuracy 93.1, outside 0..1", id="metrics-accuracy-percent"),
+    pytest.param("read_metrics", "metrics.json", json.dumps({k: v for k, v in METRICS.items() if k != "train"}),
+                 "has no training record ('train')", id="metrics-no-train"),
+    pytest.param("read_metrics", "metrics.json", json.dumps({**METRICS, "val": {"accuracy": 0.5, "loss": None}}),
+                 "has no finite number for val.loss", id="metrics-val-loss-null"),
+    pytest.param("read_history", "history.csv", "", "is empty", id="history-empty"),
+    pytest.param("read_history", "history.csv", "epoch,loss\n", "has no epochs", id="history-header-only"),
+    pytest.param("read_history", "history.csv", "epoch,accuracy\n1,0.5\n", "has no loss column",
+                 id="history-no-loss"),
+    pytest.param("read_history", "history.csv", "epoch,loss\n1,abc\n", "has a loss that is not a finite number",
+                 id="history-garbage-loss"),
+    pytest.param("read_history", "history.csv", "epoch,loss\nfirst,0.5\n", "has an epoch that is not a whole number",
+                 id="history-garbage-epoch"),
+    pytest.param("read_predictions", "test_predictions.csv", "image,label,prediction\n0,3.5,2\n",
+                 "has a label that is not a whole number", id="predictions-float-label"),
+    pytest.param("read_predictions", "test_predictions.csv", "image,label\n0,3\n", "has no prediction column",
+                 id="predictions-no-prediction"),
+    pytest.param("read_predictions", "test_predictions.csv", "\x00\x01garbage\x02\n\x03,\x04\n\x05\n",
+                 "has no label or prediction column", id="predictions-garbage"),
+    pytest.param("read_predictions", "test_predictions.csv", "image,label,prediction\n0,3,-1\n",
+                 "has prediction values from -1 to -1, outside 0 or more", id="predictions-negative"),
+]
+
+
+@pytest.mark.parametrize("reader, name, text, problem", RESULT_FILES)
+def test_damaged_result_file_names_the_file_and_the_step_to_rerun(reader, name, text, problem, tmp_path):
+    from kdbench import io
+
+    path = tmp_path / "results" / "eval" / "student-baseline-s0" / name
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    with pytest.raises(KdbenchError) as err:
+        getattr(io, reader)(path)
+    message = str(err.value)
+    step = "training" if reader == "read_history" else "evaluate"
+    assert message.startswith(str(path)) and problem in message, message
+    assert f"rerun the {step} step for student-baseline-s0: snakemake --forcerun {path}" in message
+    assert "\n" not in message
+
+
+def test_result_readers_accept_what_the_steps_write(tmp_path):
+    from kdbench import io
+
+    (tmp_path / "metrics.json").write_text(json.dumps({**METRICS, "val": {"accuracy": 1.0, "loss": 0.0}}))
+    (tmp_path / "history.csv").write_text("epoch,loss,accuracy,epoch_seconds\n1,2.3,0.1,4.5\n2,2.0,0.2,4.4\n")
+    (tmp_path / "p.csv").write_text("image,label,prediction\n0,3,3\n1,9,2\n")
+    assert io.read_metrics(tmp_path / "metrics.json")["test"]["accuracy"] == 0.5
+    assert io.read_history(tmp_path / "history.csv")["epoch"].tolist() == [1, 2]
+    assert io.read_predictions(tmp_path / "p.csv", num_classes=10)["prediction"].tolist() == [3, 2]
+    with pytest.raises(KdbenchError, match="has label values from 3 to 9, outside 0..4"):
+        io.read_predictions(tmp_path / "p.csv", num_classes=5)
+
