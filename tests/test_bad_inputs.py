@@ -508,3 +508,86 @@ def test_result_readers_accept_what_the_steps_write(tmp_path):
     with pytest.raises(KdbenchError, match="has label values from 3 to 9, outside 0..4"):
         io.read_predictions(tmp_path / "p.csv", num_classes=5)
 
+
+# -------------------------------------------------------------------------------- damaged resume state
+def _tiny_fit(resume, epochs: int = 2, key=None):
+    import keras
+
+    from kdbench import train
+
+    keras.utils.set_random_seed(0)
+    x, y = np.zeros((8, 2), np.float32), np.zeros((8, 1), np.float32)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    return train.fit_resumable(model, train.make_dataset(x, y, 4, shuffle=False), epochs, resume,
+                               run_key=key or {"flags": {"lr": 0.01}}, verbose=0)
+
+
+def _resume_state(resume, weights: bytes | None = b"", metadata: str = '{"epoch": 1, "batch": 0}',
+                  run: str = '{"flags": {"lr": 0.01}}', history: str = "epoch,loss\n0,1.0\n"):
+    (resume / "backup").mkdir(parents=True)
+    (resume / "run.json").write_text(run)
+    (resume / "history.csv").write_text(history)
+    (resume / "backup" / "training_metadata.json").write_text(metadata)
+    if weights is not None:
+        (resume / "backup" / "latest.weights.h5").write_bytes(weights)
+
+
+@pytest.mark.parametrize("state, reason", [
+    pytest.param({"weights": b""}, "it cannot be read", id="empty-weights"),
+    pytest.param({"weights": b"\x89HDF\r\n\x1a\n" + b"\0" * 40}, "it cannot be read", id="cut-weights"),
+    pytest.param({"weights": None}, "it cannot be read", id="no-weights"),
+    pytest.param({"metadata": ""}, "it cannot be read", id="empty-metadata"),
+    pytest.param({"run": ""}, "run.json cannot be read", id="empty-run-json"),
+    pytest.param({"run": "\x00\x00"}, "run.json cannot be read", id="garbage-run-json"),
+])
+def test_unreadable_resume_state_is_discarded_and_training_starts_over(state, reason, tmp_path, capsys):
+    resume = tmp_path / "resume"
+    _resume_state(resume, **state)
+    history = _tiny_fit(resume)
+    assert history["epoch"].tolist() == [1, 2]  # epoch 1 was trained, not skipped or failed on
+    out = capsys.readouterr().out
+    assert f"discarding the resume state in {resume}: {reason}" in out and "starting over" in out
+
+
+@pytest.fixture
+def interrupted(tmp_path, monkeypatch, capsys):
+    """Resume state of a real 3-epoch run stopped (like Ctrl-C) when its second epoch began."""
+    from kdbench import train
+
+    resume = tmp_path / "resume"
+    original = train.EpochTimer.on_epoch_begin
+
+    def stop_at_second_epoch(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        original(self, epoch, logs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train.EpochTimer, "on_epoch_begin", stop_at_second_epoch)
+        with pytest.raises(KeyboardInterrupt):
+            _tiny_fit(resume, epochs=3)
+    capsys.readouterr()
+    return resume
+
+
+def test_readable_resume_state_is_resumed(interrupted, capsys):
+    history = _tiny_fit(interrupted, epochs=3)
+    out = capsys.readouterr().out
+    assert "resuming from the last finished epoch" in out and "discarding" not in out
+    assert "epoch 1/3 started" not in out and "epoch 2/3 started" in out
+    assert history["epoch"].tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("damage", [
+    pytest.param(lambda r: (r / "backup" / "latest.weights.h5").write_bytes(
+        (r / "backup" / "latest.weights.h5").read_bytes()[:2000]), id="weights-cut-off"),
+    pytest.param(lambda r: (r / "history.csv").write_text("epoch,loss\n"), id="history-rows-lost"),
+    pytest.param(lambda r: (r / "backup" / "training_metadata.json").write_text('{"epo'), id="metadata-cut-off"),
+])
+def test_resume_state_cut_off_by_a_full_disk_is_discarded(damage, interrupted, capsys):
+    damage(interrupted)
+    history = _tiny_fit(interrupted, epochs=3)
+    out = capsys.readouterr().out
+    assert "discarding the resume state" in out and "epoch 1/3 started" in out
+    assert history["epoch"].tolist() == [1, 2, 3]
