@@ -9,8 +9,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from kdbench import architectures, methods
-from kdbench.data import OFFICIAL_TEST_SIZE, OFFICIAL_TRAIN_SIZE, npz_shapes
+from kdbench import architectures, datasets, methods
 from kdbench.runs import present
 
 # JSON schema counts 5.0 as an integer; a float where an integer is meant would reach a script as "5.0".
@@ -107,40 +106,6 @@ def _path_errors(key: str, path, keyword: str | None = None) -> list[str]:
 
 
 def _data_errors(data: dict) -> list[str]:
-    messages = []
-    source, path = data["source"], data.get("path")
-    if source in ("archive", "npz"):
-        wanted = "cifar-10-python.tar.gz or its extracted folder" if source == "archive" else "an .npz file"
-        if not path:
-            messages.append(f"data.path: missing; data.source: {source} needs data.path pointing at {wanted}")
-        elif _path_errors("data.path", path):
-            messages += [f"{m}; data.source: {source} needs {wanted}" for m in _path_errors("data.path", path)]
-        elif source == "npz" and not Path(path).is_file():
-            messages.append(f"data.path: '{path}' is not a file; data.source: npz needs {wanted}")
-        elif source == "npz":
-            try:
-                shapes = npz_shapes(path)
-            except Exception as err:  # KdbenchError with the reason
-                messages.append(f"data.path: {err}")
-            else:
-                messages += _size_errors(data, shapes.get("x_train", (0,))[0], shapes.get("x_test", (0,))[0],
-                                         f"in {path}")
-    elif path:
-        messages.append(f"data.path: '{path}' is set but data.source is {source}, which ignores it; "
-                        "set data.source: archive or npz to use the file, or remove data.path")
-    if source in ("download", "archive"):
-        messages += _size_errors(data, OFFICIAL_TRAIN_SIZE, OFFICIAL_TEST_SIZE, "in CIFAR-10")
-    return messages
-
-
-def _size_errors(data: dict, train_images: int, test_images: int, where: str) -> list[str]:
-    """Training and validation images both come from the training images; test images from the test set."""
-    messages = []
-    train, val = data["train_size"], data.get("val_size", 0)
-    if train + val > train_images:
-        messages.append(f"data.train_size + data.val_size: {train} + {val} = {train + val} is more than the "
-                        f"{train_images} training images {where}; allowed: a sum up to {train_images}")
-    if data["test_size"] > test_images:
-        messages.append(f"data.test_size: {data['test_size']} is more than the {test_images} test images {where}; "
-                        f"allowed: 1 to {test_images}")
-    return messages
+    """The data set's own checks, and a data.path that Snakemake would treat as one of its outputs."""
+    inside_results = [m for m in _path_errors("data.path", data.get("path")) if "inside results/" in m]
+    return inside_results or datasets.config_errors(data)

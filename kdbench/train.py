@@ -119,6 +119,24 @@ class _BackupAndRestore(keras.callbacks.BackupAndRestore):
             super().on_epoch_end(epoch, logs)
 
 
+def _unreadable_resume_state(resume_dir: Path) -> str | None:
+    """Why the backup in `resume_dir` cannot be resumed from (empty, truncated, inconsistent), else None."""
+    import h5py
+
+    backup = resume_dir / "backup"
+    try:
+        epoch = json.loads((backup / "training_metadata.json").read_text())["epoch"]
+        if not isinstance(epoch, int) or epoch < 1:
+            return f"backup/training_metadata.json records epoch {epoch!r}"
+        h5py.File(backup / "latest.weights.h5", "r").close()  # HDF5 refuses an empty or cut-off file here
+        epochs = pd.read_csv(resume_dir / "history.csv")["epoch"]
+        if not set(range(epoch)) <= set(epochs):
+            return f"history.csv lacks rows for epochs the backup has finished (up to {epoch})"
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:  # pandas' errors are ValueErrors
+        return f"it cannot be read ({type(err).__name__}: {err})"
+    return None
+
+
 def fit_resumable(model, train_ds, epochs: int, resume_dir: str | Path, run_key: dict | None = None,
                   verbose: int = 2, extra_callbacks=()):
     """model.fit with state in `resume_dir`: a killed or stopped run restarts from its last finished epoch.
@@ -131,12 +149,16 @@ def fit_resumable(model, train_ds, epochs: int, resume_dir: str | Path, run_key:
     history_path, key_path = resume_dir / "history.csv", resume_dir / "run.json"
     run_key = json.loads(json.dumps(run_key or {}, default=str))  # as it reads back from the file
     if (resume_dir / "backup").exists():
-        saved_key = json.loads(key_path.read_text()) if key_path.is_file() else None
-        if saved_key == run_key:
+        try:  # state cut off by a full disk or a kill is discarded, not tripped over on every rerun
+            saved_key = json.loads(key_path.read_text())
+            problem = None if saved_key == run_key else "it was saved by a run with other flags or inputs"
+            problem = problem or _unreadable_resume_state(resume_dir)
+        except (OSError, ValueError) as err:
+            problem = f"{key_path.name} cannot be read ({err})"
+        if problem is None:
             print(f"resuming from the last finished epoch saved in {resume_dir}", flush=True)
         else:
-            print(f"discarding the resume state in {resume_dir}: it was saved by a run with other flags "
-                  "or inputs; starting over", flush=True)
+            print(f"discarding the resume state in {resume_dir}: {problem}; starting over", flush=True)
             shutil.rmtree(resume_dir)
     if not (resume_dir / "backup").exists():
         resume_dir.mkdir(parents=True, exist_ok=True)

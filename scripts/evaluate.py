@@ -26,12 +26,12 @@ def main() -> None:
 
     import pandas as pd
 
-    from kdbench import architectures, cost, data, evaluate, plots, train
+    from kdbench import architectures, cost, datasets, evaluate, plots, train
     from kdbench.io import atomic_path, read_json, write_json
 
     train.configure_runtime(args.threads, seed=0)
     train_info = read_json(args.train_info)  # first: fail before any output is written
-    arrays = data.load_dataset(args.data)
+    arrays = datasets.load_dataset(args.data)
     model = architectures.load_model(args.model)
 
     def logits_on(split: str):
@@ -43,9 +43,9 @@ def main() -> None:
                "test": evaluate.classification_metrics(labels, logits)}
     if len(arrays.get("x_val", [])):
         metrics["val"] = evaluate.classification_metrics(arrays["y_val"], logits_on("val"))
-    confusion = evaluate.confusion_table(labels, logits, data.class_names(arrays))
+    confusion = evaluate.confusion_table(labels, logits, arrays["class_names"])
     with atomic_path(args.per_class_out) as tmp:
-        evaluate.per_class_report(labels, logits, data.class_names(arrays)).to_csv(tmp, index=False)
+        evaluate.per_class_report(labels, logits, arrays["class_names"]).to_csv(tmp, index=False)
     with atomic_path(args.confusion_out) as tmp:
         confusion.to_csv(tmp)
     with atomic_path(args.predictions_out) as tmp:

@@ -26,10 +26,9 @@ def main() -> None:
     parser.add_argument("--sweep-heatmap", help="output PNG (runs that sweep two settings of a method)")
     args = parser.parse_args()
 
-    import pandas as pd
 
     from kdbench import report, runs
-    from kdbench.io import atomic_path, read_json
+    from kdbench.io import atomic_path, read_history, read_json, read_metrics, read_predictions
 
     table = runs.read_tsv(args.runs)
     ids = table["id"].tolist()
@@ -38,15 +37,15 @@ def main() -> None:
     for flag, paths in per_run.items():  # the rule lists each file in runs-table order, in the run's folder
         if len(paths) != len(ids) or any(Path(p).parent.name != i for p, i in zip(paths, ids)):
             raise KdbenchError(f"{flag} must list one file per run of {args.runs}, in its order")
-    records = {i: read_json(p) for i, p in zip(ids, args.metrics)}
+    records = {i: read_metrics(p) for i, p in zip(ids, args.metrics)}
     correct = {i: (frame["label"] == frame["prediction"]).to_numpy()
-               for i, frame in ((i, pd.read_csv(p)) for i, p in zip(ids, args.predictions))}
+               for i, frame in ((i, read_predictions(p)) for i, p in zip(ids, args.predictions))}
     results = report.results_table(table, records)
     figure_paths = {"accuracy_vs_cost": args.accuracy_vs_cost, "training_curves": args.training_curves,
                     "sweep_heatmap": args.sweep_heatmap}
     labels = report.aggregate(results).set_index("config")["label"]
     histories = {f"{labels[config]} (seed {seed})" if (table["config"] == config).sum() > 1 else labels[config]:
-                 pd.read_csv(path) for config, seed, path in zip(table["config"], table["seed"], args.histories)}
+                 read_history(path) for config, seed, path in zip(table["config"], table["seed"], args.histories)}
     report.write_figures(results, histories, figure_paths)
 
     here = os.path.dirname(os.path.abspath(args.out))

@@ -17,12 +17,12 @@ def main() -> None:
 
     import numpy as np
 
-    from kdbench import architectures, data, evaluate, train
+    from kdbench import architectures, datasets, evaluate, train
     from kdbench.io import atomic_path
 
     train.configure_runtime(args.threads, seed=0)
     teacher = architectures.load_model(args.model)
-    x_train = data.load_dataset(args.data)["x_train"].astype("float32")
+    x_train = datasets.load_dataset(args.data)["x_train"].astype("float32")
     logits = teacher.predict(x_train, batch_size=args.batch_size, verbose=2)
     evaluate.check_finite(logits, args.model)
     with atomic_path(args.out) as tmp:

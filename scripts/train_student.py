@@ -30,7 +30,7 @@ def main() -> None:
 
     import keras
 
-    from kdbench import architectures, data, distill, hardware, methods, train
+    from kdbench import architectures, datasets, distill, hardware, methods, train
 
     architectures.get(args.architecture)  # unknown names fail before TensorFlow starts work
     settings = {}
@@ -45,11 +45,11 @@ def main() -> None:
     train.configure_runtime(args.threads, args.seed, args.deterministic)
     precision = hardware.set_precision(args.precision)
     jit_compile = hardware.jit_compile_flag(args.jit_compile)
-    arrays = data.load_dataset(args.data)
+    arrays = datasets.load_dataset(args.data)
     x_train, y_train = arrays["x_train"].astype("float32"), arrays["y_train"]
     strategy = train.distribution_strategy()
     with strategy.scope():  # models and optimizer state are created inside it (mirrored over GPUs)
-        student = architectures.build(args.architecture, data.num_classes(arrays), args.upsample, name="student")
+        student = architectures.build(args.architecture, len(arrays["class_names"]), args.upsample, name="student")
         if not args.method:
             model, targets = student, y_train
             model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
@@ -60,7 +60,7 @@ def main() -> None:
             targets = {"label": y_train}
             if args.teacher_logits:  # with --teacher-model the teacher runs on every batch instead
                 targets["teacher_logits"] = distill.load_teacher_logits(args.teacher_logits, len(x_train),
-                                                                        data.num_classes(arrays))
+                                                                        len(arrays["class_names"]))
             model = distill.Distiller(student, args.method, settings, teacher=teacher_model,
                                       student_architecture=args.architecture,
                                       teacher_architecture=args.teacher_architecture)
@@ -72,7 +72,7 @@ def main() -> None:
     print(f"training student {args.architecture} ({mode}): {len(x_train)} images, {32 * args.upsample} px, "
           f"{args.epochs} epochs, {precision}{', augmented' if args.augment else ''}; "
           f"device: {train.device_description()}", flush=True)
-    callbacks = [train.ValidationMetrics(student, *data.validation_split(arrays))] if data.validation_split(
+    callbacks = [train.ValidationMetrics(student, *datasets.validation_split(arrays))] if datasets.validation_split(
         arrays) else []
     if args.method:
         callbacks.append(distill.EpochCounter())

@@ -15,7 +15,7 @@ from conftest import ROOT, run_script, run_snakemake
 
 from kdbench import KdbenchError
 from kdbench import train
-from kdbench.data import make_synthetic, save_dataset
+from kdbench.datasets import get, make_synthetic, save_dataset
 
 TINY = str(ROOT / "presets" / "tiny.yaml")
 EPOCHS = 8  # long enough that a kill right after epoch 1 always lands mid-run
@@ -68,7 +68,7 @@ def assert_full_history(history_csv: Path) -> None:
 @pytest.fixture
 def tiny_data(tmp_path):
     path = tmp_path / "data.npz"
-    save_dataset(path, make_synthetic(64, 20, seed=0))
+    save_dataset(path, make_synthetic(64, 20, seed=0), get("cifar10").class_names)
     return path
 
 
