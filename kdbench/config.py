@@ -19,8 +19,12 @@ _Validator = jsonschema.validators.extend(
         "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)))
 
 
-def normalise_paths(config: dict) -> None:
-    """Expand ~ in the paths a user gives (data.path, teachers' weights files), in place."""
+def normalise(config: dict) -> None:
+    """In place: drop entries a preset switched off (null) and expand ~ in the paths a user gives."""
+    for section in (config.get("teachers"), config.get("students"), config.get("distillation", {}).get("methods")):
+        if isinstance(section, dict):
+            for name in [name for name, entry in section.items() if entry is None]:
+                del section[name]
     if config.get("data", {}).get("path"):
         config["data"]["path"] = os.path.expanduser(config["data"]["path"])
     for teacher in present(config.get("teachers")).values():

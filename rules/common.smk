@@ -8,12 +8,12 @@ from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)
-from kdbench import methods
-from kdbench.config import config_errors, normalise_paths
+from kdbench import architectures, methods
+from kdbench.config import config_errors, normalise
 from kdbench.runs import expand, present
 
 SCHEMA = f"{workflow.basedir}/schemas/config.schema.yaml"
-normalise_paths(config)
+normalise(config)
 _errors = config_errors(config, SCHEMA)
 if _errors:
     raise ValueError("invalid configuration (config.yaml + --configfile/--config):\n  " + "\n  ".join(_errors))
@@ -72,11 +72,16 @@ def training_outputs(model):
     }
 
 
+def upsample(model):
+    """The run's upsampling factor: its architecture's own, if it declares one, else model.upsample."""
+    return getattr(architectures.get(run(model)["architecture"]), "UPSAMPLE", None) or config["model"]["upsample"]
+
+
 def training_flags(model):
     """Flags shared by every training script."""
     train = config["train"]
     return (
-        f"--data {DATA} --upsample {config['model']['upsample']} "
+        f"--data {DATA} --upsample {upsample(model)} "
         f"--epochs {train['epochs']} --batch-size {train['batch_size']} "
         f"--precision {train['precision']} --jit-compile {str(train['jit_compile']).lower()} "
         f"--{'' if train['deterministic'] else 'no-'}deterministic "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 # stage name -> the layer whose output it is (the last block of that stage)
+UPSAMPLE = None  # follows the config's model.upsample (the reference: x8, 256 px)
 STAGES = {f"stage{n}": f"stage{n}_block2_out" for n in range(1, 5)}
 CHANNELS = (64, 128, 256, 512)
 

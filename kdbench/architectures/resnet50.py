@@ -9,6 +9,7 @@ from kdbench import KdbenchError
 TEACHER = True  # builds a "backbone" and a "head" and takes weights and train_backbone
 NOTOP_WEIGHTS_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 # stage name -> the backbone layer whose output it is (the last block of conv2_x .. conv5_x)
+UPSAMPLE = None  # follows the config's model.upsample (the reference: x8, 256 px)
 STAGES = {"stage1": "conv2_block3_out", "stage2": "conv3_block4_out", "stage3": "conv4_block6_out",
           "stage4": "conv5_block3_out"}
 
