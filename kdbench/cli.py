@@ -123,4 +123,5 @@ def training_info(args, **extra) -> dict:
     """The run facts every training script records next to its checkpoint."""
     return {"upsample": args.upsample, "epochs": args.epochs, "batch_size": args.batch_size,
             "learning_rate": args.learning_rate, "seed": args.seed, "threads": args.threads,
-            "jit_compile": args.jit_compile, "deterministic": args.deterministic, **extra}
+            "jit_compile": args.jit_compile, "deterministic": args.deterministic,
+            "precision_requested": args.precision, **extra}

@@ -22,7 +22,7 @@ REFERENCE_ACCURACY = {
 }
 REFERENCE_SETUP = {"train_size": 10000, "test_size": 2000, "upsample": 8, "epochs": 5}
 
-RUN_COLUMNS = ["id", "config", "role", "architecture", "student", "teacher", "method", "settings", "seed"]
+RUN_COLUMNS = ["id", "config", "role", "architecture", "upsample", "student", "teacher", "method", "settings", "seed"]
 NUMERIC_COLUMNS = ["test_accuracy", "test_loss", "test_f1_macro", "val_accuracy", "params", "size_mb",
                    "flops_per_image", "latency_ms", "throughput_images_per_s", "train_seconds",
                    "train_peak_rss_mb", "epochs_run"]
@@ -46,6 +46,23 @@ def results_table(runs: pd.DataFrame, records: dict[str, dict]) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=RUN_COLUMNS + NUMERIC_COLUMNS)
     table[NUMERIC_COLUMNS] = table[NUMERIC_COLUMNS].apply(pd.to_numeric)  # None (not measured) -> NaN
     return table
+
+
+def mismatches(runs: pd.DataFrame, records: dict[str, dict], data_info: dict, expected: dict) -> list[str]:
+    """Where a run's own record disagrees with the config the summary is for (stale files from another config:
+    Snakemake's metadata, which would have rerun them, can be deleted by users)."""
+    problems = [f"the data set has {key} {data_info.get(key)!r}, the config asks for {expected[key]!r}"
+                for key in ("dataset", "train_size", "val_size", "test_size") if data_info.get(key) != expected[key]]
+    for run in runs.to_dict("records"):
+        train = records[run["id"]]["train"]
+        wanted = {"epochs": expected["epochs"], "batch_size": expected["batch_size"],
+                  "precision_requested": expected["precision"], "upsample": run["upsample"], "seed": run["seed"],
+                  "role": run["role"]}
+        if run["role"] == "distilled":
+            wanted.update(method=run["method"], settings=json.loads(run["settings"]))
+        problems += [f"{run['id']} was trained with {key} {train.get(key)!r}, the config asks for {value!r}"
+                     for key, value in wanted.items() if train.get(key) != value]
+    return problems
 
 
 def aggregate(results: pd.DataFrame) -> pd.DataFrame:

@@ -12,9 +12,9 @@ import json
 
 import pandas as pd
 
-from kdbench import KdbenchError, methods
+from kdbench import KdbenchError, architectures, methods
 
-COLUMNS = ["id", "config", "role", "architecture", "student", "teacher", "method", "settings", "seed"]
+COLUMNS = ["id", "config", "role", "architecture", "upsample", "student", "teacher", "method", "settings", "seed"]
 ROLES = ("teacher", "baseline", "distilled")
 
 
@@ -39,16 +39,22 @@ def expand(config: dict) -> pd.DataFrame:
     """One row per model: teachers (trained once, with the first seed), then per student and seed the
     baseline and every teacher x method x setting."""
     seeds = config["seeds"]
+
+    def upsample(architecture: str) -> int:
+        """An architecture's own upsampling if it declares one, else the config's model.upsample."""
+        return getattr(architectures.get(architecture), "UPSAMPLE", None) or config["model"]["upsample"]
+
     teachers, students = present(config["teachers"]), present(config["students"])
     method_settings = present(config["distillation"]["methods"])
     rows = [{"id": f"teacher-{name}", "config": f"teacher-{name}", "role": "teacher",
-             "architecture": entry["architecture"], "student": "", "teacher": name, "method": "",
+             "architecture": entry["architecture"], "upsample": upsample(entry["architecture"]), "student": "", "teacher": name, "method": "",
              "settings": "{}", "seed": seeds[0]} for name, entry in teachers.items()]
     for student, entry in students.items():
         for seed in seeds:
             config_id = f"baseline-{student}"
             rows.append({"id": f"{config_id}-s{seed}", "config": config_id, "role": "baseline",
-                         "architecture": entry["architecture"], "student": student, "teacher": "", "method": "",
+                         "architecture": entry["architecture"], "upsample": upsample(entry["architecture"]),
+                         "student": student, "teacher": "", "method": "",
                          "settings": "{}", "seed": seed})
         for teacher in teachers:
             for method, settings in method_settings.items():
@@ -56,7 +62,8 @@ def expand(config: dict) -> pd.DataFrame:
                     settings_json = canonical_settings(setting)
                     config_id = f"{method}-{teacher}-{student}-{settings_tag(settings_json)}"
                     rows.extend({"id": f"{config_id}-s{seed}", "config": config_id, "role": "distilled",
-                                 "architecture": entry["architecture"], "student": student, "teacher": teacher,
+                                 "architecture": entry["architecture"], "upsample": upsample(entry["architecture"]),
+                                 "student": student, "teacher": teacher,
                                  "method": method, "settings": settings_json, "seed": seed} for seed in seeds)
     table = pd.DataFrame(rows, columns=COLUMNS)
     duplicated = table["id"][table["id"].duplicated()]
@@ -82,7 +89,7 @@ def read_tsv(path) -> pd.DataFrame:
     if list(table.columns) != COLUMNS:
         raise KdbenchError(f"{path} has columns {list(table.columns)}, expected {COLUMNS}; "
                            "rerun the workflow to rewrite it")
-    table["seed"] = table["seed"].astype(int)
+    table[["upsample", "seed"]] = table[["upsample", "seed"]].astype(int)
     return table
 
 
@@ -95,3 +102,16 @@ def label(row) -> str:
     settings = ", ".join(f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
                          for key, value in json.loads(row["settings"]).items())
     return f"{row['method']} ({settings}) {row['teacher']} -> {row['student']}"
+
+
+def code_hash(root: str, paths: list[str]) -> str:
+    """12 hex digits of sha256 over the named files and the .py files of the named folders, by content."""
+    from pathlib import Path
+
+    digest = hashlib.sha256()
+    for entry in paths:
+        path = Path(root, entry)
+        for file in sorted(path.glob("*.py")) if path.is_dir() else [path]:
+            digest.update(f"{file.relative_to(root)}\n".encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:12]

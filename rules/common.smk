@@ -8,9 +8,9 @@ from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)
-from kdbench import architectures, methods
+from kdbench import methods
 from kdbench.config import config_errors, normalise
-from kdbench.runs import expand, present
+from kdbench.runs import code_hash, expand, present
 
 SCHEMA = f"{workflow.basedir}/schemas/config.schema.yaml"
 normalise(config)
@@ -72,16 +72,11 @@ def training_outputs(model):
     }
 
 
-def upsample(model):
-    """The run's upsampling factor: its architecture's own, if it declares one, else model.upsample."""
-    return getattr(architectures.get(run(model)["architecture"]), "UPSAMPLE", None) or config["model"]["upsample"]
-
-
 def training_flags(model):
     """Flags shared by every training script."""
     train = config["train"]
     return (
-        f"--data {DATA} --upsample {upsample(model)} "
+        f"--data {DATA} --upsample {run(model)['upsample']} "
         f"--epochs {train['epochs']} --batch-size {train['batch_size']} "
         f"--precision {train['precision']} --jit-compile {str(train['jit_compile']).lower()} "
         f"--{'' if train['deterministic'] else 'no-'}deterministic "
@@ -132,6 +127,24 @@ def teacher_flags(wildcards):
         f"--{'' if entry['train_backbone'] else 'no-'}train-backbone "
         f"--{'' if entry.get('cache_features') else 'no-'}cache-features"
     )
+
+
+# The code each rule's script runs: a change to any of these files reruns that rule's jobs (a params trigger,
+# by content, since scripts called from shell: are invisible to Snakemake's own code trigger).
+_LIBRARY = ["kdbench/__init__.py", "kdbench/cli.py", "kdbench/io.py", "kdbench/hardware.py", "kdbench/datasets/"]
+CODE = {
+    "fetch_data": ["scripts/fetch_data.py", *_LIBRARY],
+    "train_teacher": ["scripts/train_teacher.py", "kdbench/train.py", "kdbench/teacher.py", "kdbench/architectures/",
+                      *_LIBRARY],
+    "teacher_logits": ["scripts/teacher_logits.py", "kdbench/evaluate.py", "kdbench/architectures/", *_LIBRARY],
+    "train_student": ["scripts/train_student.py", "kdbench/train.py", "kdbench/distill.py", "kdbench/methods/",
+                      "kdbench/architectures/", *_LIBRARY],
+    "evaluate": ["scripts/evaluate.py", "kdbench/evaluate.py", "kdbench/cost.py", "kdbench/plots.py",
+                 "kdbench/architectures/", *_LIBRARY],
+    "summarize": ["scripts/summarize.py", "kdbench/report.py", "kdbench/stats.py", "kdbench/plots.py",
+                  "kdbench/runs.py", *_LIBRARY],
+}
+CODE_HASH = {rule: code_hash(workflow.basedir, paths) for rule, paths in CODE.items()}
 
 
 def user_file(path):

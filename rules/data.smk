@@ -5,6 +5,7 @@ rule fetch_data:
         data=DATA,
         info=DATA_INFO,
     params:
+        code=CODE_HASH["fetch_data"],  # reruns the job when its code changes
         dataset=config["data"]["dataset"],
         source=config["data"]["source"],
         path=(

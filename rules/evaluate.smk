@@ -16,6 +16,7 @@ rule evaluate:
         ),
         predictions=f"{RESULTS}/eval/{{model}}/test_predictions.csv",
     params:
+        code=CODE_HASH["evaluate"],  # reruns the job when its code changes
         throughput_batch=config["evaluation"]["throughput_batch"],
     threads: config["threads"]
     resources:

@@ -29,7 +29,17 @@ rule summarize:
         if HAS_GRID
         else [],
     params:
+        code=CODE_HASH["summarize"],  # reruns the job when its code changes
         title=shlex.quote(config["run_name"]),
+        expect=shlex.quote(
+            json.dumps(
+                {
+                    **{key: config["data"][key] for key in ("train_size", "val_size", "test_size")},
+                    "dataset": config["data"]["dataset"],
+                    **{key: config["train"][key] for key in ("epochs", "batch_size", "precision")},
+                }
+            )
+        ),
         description=shlex.quote(config.get("description", "")),
         sweep_heatmap=f"--sweep-heatmap {RESULTS}/figures/sweep_heatmap.png" if HAS_GRID else "",
     log:
@@ -39,6 +49,6 @@ rule summarize:
     shell:
         'python "$KDBENCH_SCRIPTS/summarize.py" --runs {input.runs} --metrics {input.metrics} '
         "--predictions {input.predictions} --histories {input.histories} --confusion-pngs {input.confusion_pngs} "
-        "--data-info {input.info} --title {params.title} --description {params.description} "
+        "--data-info {input.info} --expect {params.expect} --title {params.title} --description {params.description} "
         "--out {output.summary} --csv-out {output.csv} --accuracy-vs-cost {output.accuracy_vs_cost} "
         "--training-curves {output.training_curves} {params.sweep_heatmap} > {log} 2>&1"

@@ -7,6 +7,7 @@ rule train_student:
     wildcard_constraints:
         model="(?!teacher-)[A-Za-z0-9_.-]+",
     params:
+        code=CODE_HASH["train_student"],  # reruns the job when its code changes
         common=lambda wildcards: training_flags(wildcards.model),
         student=student_flags,
     threads: config["threads"]

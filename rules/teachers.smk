@@ -7,6 +7,7 @@ rule train_teacher:
     wildcard_constraints:
         model="teacher-[A-Za-z0-9_.-]+",
     params:
+        code=CODE_HASH["train_teacher"],  # reruns the job when its code changes
         common=lambda wildcards: training_flags(wildcards.model),
         teacher=teacher_flags,
     threads: config["threads"]
@@ -29,6 +30,8 @@ rule teacher_logits:
         model=model_file("{model}"),
     output:
         f"{RESULTS}/logits/{{model}}.npy",
+    params:
+        code=CODE_HASH["teacher_logits"],  # reruns the job when its code changes
     threads: config["threads"]
     resources:
         gpu=1,

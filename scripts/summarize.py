@@ -2,6 +2,7 @@
 """Aggregate every run's evaluation into summary.md, summary.csv and the summary figures."""
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -17,6 +18,8 @@ def main() -> None:
     parser.add_argument("--histories", nargs="+", required=True, help="history.csv of each run (training)")
     parser.add_argument("--confusion-pngs", nargs="+", required=True, help="confusion_matrix.png of each run")
     parser.add_argument("--data-info", required=True, help="JSON written by fetch_data.py")
+    parser.add_argument("--expect", help="JSON of what the config asks for (dataset, sizes, epochs, batch_size, "
+                        "precision): runs whose records disagree are refused")
     parser.add_argument("--title", default="kdbench run", help="run name shown in the header")
     parser.add_argument("--description", default="", help="one line under the title")
     parser.add_argument("--out", required=True, help="output markdown file")
@@ -40,6 +43,13 @@ def main() -> None:
     records = {i: read_metrics(p) for i, p in zip(ids, args.metrics)}
     correct = {i: (frame["label"] == frame["prediction"]).to_numpy()
                for i, frame in ((i, read_predictions(p)) for i, p in zip(ids, args.predictions))}
+    data_info = read_json(args.data_info)
+    if args.expect:
+        problems = report.mismatches(table, records, data_info, json.loads(args.expect))
+        if problems:
+            raise KdbenchError("these results were made with other settings than this config's (stale files, or "
+                               "Snakemake's records deleted); delete the runs named and rerun:\n  "
+                               + "\n  ".join(problems))
     results = report.results_table(table, records)
     figure_paths = {"accuracy_vs_cost": args.accuracy_vs_cost, "training_curves": args.training_curves,
                     "sweep_heatmap": args.sweep_heatmap}
@@ -59,7 +69,7 @@ def main() -> None:
         figures["validation accuracy over the swept settings"] = relative(args.sweep_heatmap)
     for run_id, png in zip(ids, args.confusion_pngs):
         figures[f"confusion matrix: {run_id}"] = relative(png)
-    text, csv = report.build_summary(args.title, args.description, read_json(args.data_info), results, records,
+    text, csv = report.build_summary(args.title, args.description, data_info, results, records,
                                      correct, figures)
     with atomic_path(args.csv_out) as tmp:
         csv.to_csv(tmp, index=False)
