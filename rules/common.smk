@@ -16,13 +16,18 @@ SCHEMA = f"{workflow.basedir}/schemas/config.schema.yaml"
 normalise(config)
 _errors = config_errors(config, SCHEMA)
 if _errors:
-    raise ValueError("invalid configuration (config.yaml + --configfile/--config):\n  " + "\n  ".join(_errors))
+    raise ValueError(
+        "invalid configuration (config.yaml + --configfile/--config):\n  "
+        + "\n  ".join(_errors)
+    )
 validate(config, SCHEMA)  # fills schema defaults
 
 # Every job runs scripts/ with the Python that runs Snakemake (its bin/ first on PATH), unless
 # --sdm conda gives each rule its own environment; kdbench is importable from the repository.
 _env = f"export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "  # {{ }}: shell format
-_env += f"export KDBENCH_SCRIPTS={shlex.quote(os.path.join(workflow.basedir, 'scripts'))}; "
+_env += (
+    f"export KDBENCH_SCRIPTS={shlex.quote(os.path.join(workflow.basedir, 'scripts'))}; "
+)
 if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
     _env += f"export PATH={shlex.quote(os.path.dirname(sys.executable))}:$PATH; "
 shell.prefix(_env)
@@ -39,7 +44,11 @@ STUDENT_IDS = RUNS.index[RUNS["role"] != "teacher"].tolist()
 TEACHERS = present(config["teachers"])
 # a heat map needs a method whose sweep varies exactly two settings
 HAS_GRID = any(
-    sum(isinstance(value, list) and len(value) > 1 for value in (settings or {}).values()) == 2
+    sum(
+        isinstance(value, list) and len(value) > 1
+        for value in (settings or {}).values()
+    )
+    == 2
     for settings in present(config["distillation"]["methods"]).values()
 )
 STUDENTS = present(config["students"])
@@ -91,7 +100,10 @@ def teacher_id(model):
 def needs_online_teacher(model):
     """Feature methods always see the teacher run; logit methods read cached logits unless told otherwise."""
     row = run(model)
-    return methods.get(row["method"]).NEEDS == "features" or config["distillation"]["soft_targets"] == "online"
+    return (
+        methods.get(row["method"]).NEEDS == "features"
+        or config["distillation"]["soft_targets"] == "online"
+    )
 
 
 def teacher_source(wildcards):
@@ -110,7 +122,11 @@ def student_flags(wildcards):
     flags = f"--architecture {row['architecture']} --learning-rate {student['learning_rate']}"
     flags += " --augment" if student.get("augment") else ""
     if row["role"] == "distilled":
-        source = "--teacher-model" if needs_online_teacher(wildcards.model) else "--teacher-logits"
+        source = (
+            "--teacher-model"
+            if needs_online_teacher(wildcards.model)
+            else "--teacher-logits"
+        )
         flags += (
             f" --method {row['method']} --settings {shlex.quote(row['settings'])}"
             f" --teacher-architecture {TEACHERS[row['teacher']]['architecture']} {source} {teacher_source(wildcards)}"
@@ -131,18 +147,52 @@ def teacher_flags(wildcards):
 
 # The code each rule's script runs: a change to any of these files reruns that rule's jobs (a params trigger,
 # by content, since scripts called from shell: are invisible to Snakemake's own code trigger).
-_LIBRARY = ["kdbench/__init__.py", "kdbench/cli.py", "kdbench/io.py", "kdbench/hardware.py", "kdbench/datasets/"]
+_LIBRARY = [
+    "kdbench/__init__.py",
+    "kdbench/cli.py",
+    "kdbench/io.py",
+    "kdbench/hardware.py",
+    "kdbench/datasets/",
+]
 CODE = {
     "fetch_data": ["scripts/fetch_data.py", *_LIBRARY],
-    "train_teacher": ["scripts/train_teacher.py", "kdbench/train.py", "kdbench/teacher.py", "kdbench/architectures/",
-                      *_LIBRARY],
-    "teacher_logits": ["scripts/teacher_logits.py", "kdbench/evaluate.py", "kdbench/architectures/", *_LIBRARY],
-    "train_student": ["scripts/train_student.py", "kdbench/train.py", "kdbench/distill.py", "kdbench/methods/",
-                      "kdbench/architectures/", *_LIBRARY],
-    "evaluate": ["scripts/evaluate.py", "kdbench/evaluate.py", "kdbench/cost.py", "kdbench/plots.py",
-                 "kdbench/architectures/", *_LIBRARY],
-    "summarize": ["scripts/summarize.py", "kdbench/report.py", "kdbench/stats.py", "kdbench/plots.py",
-                  "kdbench/runs.py", *_LIBRARY],
+    "train_teacher": [
+        "scripts/train_teacher.py",
+        "kdbench/train.py",
+        "kdbench/teacher.py",
+        "kdbench/architectures/",
+        *_LIBRARY,
+    ],
+    "teacher_logits": [
+        "scripts/teacher_logits.py",
+        "kdbench/evaluate.py",
+        "kdbench/architectures/",
+        *_LIBRARY,
+    ],
+    "train_student": [
+        "scripts/train_student.py",
+        "kdbench/train.py",
+        "kdbench/distill.py",
+        "kdbench/methods/",
+        "kdbench/architectures/",
+        *_LIBRARY,
+    ],
+    "evaluate": [
+        "scripts/evaluate.py",
+        "kdbench/evaluate.py",
+        "kdbench/cost.py",
+        "kdbench/plots.py",
+        "kdbench/architectures/",
+        *_LIBRARY,
+    ],
+    "summarize": [
+        "scripts/summarize.py",
+        "kdbench/report.py",
+        "kdbench/stats.py",
+        "kdbench/plots.py",
+        "kdbench/runs.py",
+        *_LIBRARY,
+    ],
 }
 CODE_HASH = {rule: code_hash(workflow.basedir, paths) for rule, paths in CODE.items()}
 

@@ -15,18 +15,18 @@ rule evaluate:
             labels={"model": "{model}"},
         ),
         predictions=f"{RESULTS}/eval/{{model}}/test_predictions.csv",
-    params:
-        code=CODE_HASH["evaluate"],  # reruns the job when its code changes
-        throughput_batch=config["evaluation"]["throughput_batch"],
-    threads: config["threads"]
-    resources:
-        gpu=1,
     log:
         f"{RESULTS}/logs/evaluate/{{model}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/evaluate/{{model}}.tsv"
     conda:
         "../envs/kdbench.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=1,
+    params:
+        code=CODE_HASH["evaluate"],  # reruns the job when its code changes
+        throughput_batch=config["evaluation"]["throughput_batch"],
     shell:
         'python "$KDBENCH_SCRIPTS/evaluate.py" --data {input.data} --model {input.model} '
         "--train-info {input.info} --train-benchmark {input.train_benchmark} --name {wildcards.model} "

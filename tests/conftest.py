@@ -81,9 +81,9 @@ def run_script(name: str, *args: str, cwd: Path | None = None) -> subprocess.Com
                           cwd=cwd, env=env, capture_output=True, text=True)
 
 
-def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+def run_snakemake(workdir: Path, *args: str, snakefile: Path = ROOT / "Snakefile") -> subprocess.CompletedProcess:
     """Run the workflow in `workdir` (outputs land there, not in the repository)."""
-    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+    command = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "--directory", str(workdir),
                *map(str, args)]
     return subprocess.run(command, capture_output=True, text=True)
 
