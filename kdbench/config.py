@@ -42,19 +42,8 @@ def config_errors(config: dict, schema_path: str | Path) -> list[str]:
             allowed = ", ".join(sorted(error.schema["properties"]))
             messages.append(f"{key}: {error.message}; allowed keys: {allowed}")
         else:
-            messages.append(f"{key}: {_plain(error)}")
+            messages.append(f"{key}: {error.message}")
     return messages or _cross_key_errors(config)
-
-
-def _plain(error: jsonschema.ValidationError) -> str:
-    """A one-value-or-a-list setting fails both branches; say what is wrong in the branch the user meant."""
-    if error.validator == "oneOf" and error.context:
-        meant_list = isinstance(error.instance, list)
-        branch = [e for e in error.context if (e.schema_path[0] == 1) == meant_list] or error.context
-        worst = jsonschema.exceptions.best_match(branch)
-        where = "".join(f"[{p}]" for p in worst.path)
-        return f"{('item' + where + ': ') if where else ''}{worst.message}"
-    return error.message  # cross-key checks need a config of the right shape
 
 
 def _non_finite(value, key: str = "") -> list[str]:
@@ -95,9 +84,7 @@ def _cross_key_errors(config: dict) -> list[str]:
             messages.append(f"distillation.methods.{method}: unknown method; allowed: "
                             f"{', '.join(sorted(methods.METHODS))}")
             continue
-        for error in _Validator(methods.settings_schema(method)).iter_errors(settings or {}):
-            key = ".".join(map(str, [method, *error.absolute_path]))
-            messages.append(f"distillation.methods.{key}: {_plain(error)}")
+        messages += [f"distillation.methods.{method}.{m}" for m in methods.settings_errors(method, settings)]
     cached_logits = config["distillation"]["soft_targets"] == "cached" and any(
         methods.get(m).NEEDS == "logits" for m in method_settings if m in methods.METHODS)
     for name, entry in students.items():

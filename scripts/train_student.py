@@ -39,6 +39,9 @@ def main() -> None:
             given = json.loads(args.settings)
         except json.JSONDecodeError as err:
             raise KdbenchError(f"--settings is not JSON ({err}): {args.settings}") from err
+        problems = methods.settings_errors(args.method, given) if isinstance(given, dict) else ["not a JSON object"]
+        if problems or any(isinstance(value, list) for value in given.values()):
+            raise KdbenchError(f"--settings for {args.method}: {'; '.join(problems) or 'one value per setting'}")
         settings = methods.setting_grid(args.method, given)[0]
         if methods.get(args.method).NEEDS == "features" and not args.teacher_model:
             raise KdbenchError(f"method {args.method} needs the teacher's features: pass --teacher-model")

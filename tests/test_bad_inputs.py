@@ -108,15 +108,37 @@ def files(tmp_path_factory):
 # (preset merged over config.yaml + presets/tiny.yaml, words the error must contain)
 CONFIGS = [
     pytest.param("epochs: 5\n", "(top level): Additional properties are not allowed ('epochs' was unexpected); "
-                 "allowed keys: data, distillation", id="unknown-top-level-key"),
+                 "allowed keys: data, description, distillation", id="unknown-top-level-key"),
     pytest.param("train:\n  epoch: 5\n", "train: Additional properties are not allowed ('epoch' was unexpected); "
                  "allowed keys: batch_size, deterministic, epochs", id="misspelt-nested-key"),
-    pytest.param("distillation:\n  alpha: 1.5\n", "distillation.alpha: 1.5 is neither a valid single value nor a "
-                 "list of them (type number, minimum 0, maximum 1", id="alpha-above-1"),
-    pytest.param("distillation:\n  temperature: 0\n", "distillation.temperature: 0 is neither",
-                 id="temperature-zero"),
-    pytest.param("distillation:\n  temperature: [2, -1]\n", "distillation.temperature: [2, -1] is neither",
+    pytest.param("distillation:\n  methods:\n    kd: {{alpha: 1.5}}\n",
+                 "distillation.methods.kd.alpha: 1.5 is greater than the maximum of 1", id="alpha-above-1"),
+    pytest.param("distillation:\n  methods:\n    kd: {{temperature: 0.01}}\n",
+                 "distillation.methods.kd.temperature: 0.01 is less than the minimum of 0.1", id="temperature-too-small"),
+    pytest.param("distillation:\n  methods:\n    kd: {{temperature: [2, -1]}}\n",
+                 "distillation.methods.kd.temperature[1]: -1 is less than the minimum of 0.1",
                  id="temperature-list-with-negative"),
+    pytest.param("distillation:\n  methods:\n    kd: {{temperature: [7, 7.0]}}\n",
+                 "distillation.methods.kd.temperature: [7, 7.0] has non-unique elements", id="one-value-twice"),
+    pytest.param("distillation:\n  methods:\n    kd: {{temperature: .nan}}\n",
+                 "distillation.methods.kd.temperature: nan is not a finite number", id="temperature-nan"),
+    pytest.param("distillation:\n  methods:\n    kd: {{alpha: .inf}}\n",
+                 "distillation.methods.kd.alpha: inf is not a finite number", id="alpha-infinite"),
+    pytest.param("distillation:\n  methods:\n    magic: {{}}\n",
+                 "distillation.methods.magic: unknown method; allowed: at, dkd, fitnets, kd", id="unknown-method"),
+    pytest.param("distillation:\n  methods:\n    kd: {{beta: 3}}\n",
+                 "distillation.methods.kd.kd: Additional properties are not allowed ('beta' was unexpected)",
+                 id="setting-of-another-method"),
+    pytest.param("train:\n  epochs: 5.0\n", "train.epochs: 5.0 is not of type 'integer'", id="float-epochs"),
+    pytest.param("seeds: [4294967296]\n", "seeds.0: 4294967296 is greater than the maximum of 2147483647",
+                 id="seed-beyond-tensorflow"),
+    pytest.param("students:\n  resnet18:\n    architecture: resnet1800\n",
+                 "students.resnet18.architecture: 'resnet1800' is not a known architecture", id="unknown-architecture"),
+    pytest.param("teachers:\n  frozen:\n    architecture: resnet18\n",
+                 "teachers.frozen.architecture: 'resnet18' cannot be a teacher", id="student-as-teacher"),
+    pytest.param("teachers:\n  finetuned:\n    cache_features: true\n",
+                 "teachers.finetuned.cache_features: true needs train_backbone: false", id="cache-trained-backbone"),
+    pytest.param("run_name: ../elsewhere\n", "run_name: '../elsewhere' does not match", id="run-name-path"),
     pytest.param("distillation:\n  soft_targets: sometimes\n",
                  "distillation.soft_targets: 'sometimes' is not one of ['cached', 'online']", id="soft-targets-enum"),
     pytest.param("train:\n  epochs: 0\n", "train.epochs: 0 is less than the minimum of 1", id="zero-epochs"),
@@ -124,8 +146,8 @@ CONFIGS = [
                  id="batch-size-not-a-number"),
     pytest.param("model:\n  upsample: 3\n", "model.upsample: 3 is not one of [1, 2, 4, 8, 16]",
                  id="upsample-not-power-of-two"),
-    pytest.param("student:\n  learning_rate: -0.001\n",
-                 "student.learning_rate: -0.001 is less than or equal to the minimum of 0", id="negative-lr"),
+    pytest.param("students:\n  resnet18:\n    learning_rate: -0.001\n",
+                 "students.resnet18.learning_rate: -0.001 is less than or equal to the minimum of 0", id="negative-lr"),
     pytest.param("seeds: [0, 0]\n", "seeds: [0, 0] has non-unique elements", id="duplicate-seeds"),
     pytest.param("data:\n  source: ftp\n",
                  "data.source: 'ftp' is not one of ['download', 'archive', 'npz', 'synthetic']", id="unknown-source"),
@@ -144,8 +166,8 @@ CONFIGS = [
     pytest.param("data:\n  source: npz\n  path: {garbage}\n", "is not a readable .npz", id="npz-not-an-npz"),
     pytest.param("data:\n  path: {archive}\n", "is set but data.source is synthetic, which ignores it",
                  id="path-without-file-source"),
-    pytest.param("model:\n  weights: missing/resnet50.h5\n", "model.weights: 'missing/resnet50.h5' is not a file; "
-                 "allowed: imagenet, null", id="weights-path-missing"),
+    pytest.param("teachers:\n  frozen:\n    weights: missing/resnet50.h5\n",
+                 "teachers.frozen.weights: 'missing/resnet50.h5' does not exist", id="weights-path-missing"),
 ]
 
 
@@ -272,25 +294,28 @@ SCRIPTS = [
                  "argument --val-size: -5 is out of range; allowed: an integer >= 0", id="negative-val-size"),
     pytest.param("fetch_data.py", "--source ftp --train-size 5 --test-size 5",
                  "argument --source: invalid choice: 'ftp'", id="unknown-source-flag"),
-    pytest.param("train_teacher.py", f"--kind frozen --weights missing/resnet50.h5 {TRAIN}",
-                 "model.weights is 'missing/resnet50.h5', which is not a file", id="weights-file-missing"),
-    pytest.param("train_teacher.py", f"--kind frozen --weights {{garbage}} {TRAIN}",
+    pytest.param("train_teacher.py", f"--no-train-backbone --weights missing/resnet50.h5 {TRAIN}",
+                 "the teacher's weights 'missing/resnet50.h5' is not a file", id="weights-file-missing"),
+    pytest.param("train_teacher.py", f"--no-train-backbone --weights {{garbage}} {TRAIN}",
                  "cannot load ResNet50 weights from", id="weights-file-not-hdf5"),
-    pytest.param("train_teacher.py", f"--kind partial {TRAIN}", "argument --kind: invalid choice: 'partial'",
-                 id="unknown-teacher-kind"),
-    pytest.param("train_student.py", f"--alpha 1.5 {TRAIN}",
-                 "argument --alpha: 1.5 is out of range; allowed: a number from 0 to 1", id="alpha-flag-above-1"),
-    pytest.param("train_student.py", f"--temperature 0 {TRAIN}",
-                 "argument --temperature: 0 is out of range; allowed: a number > 0", id="temperature-flag-zero"),
+    pytest.param("train_teacher.py", f"--architecture resnet5000 {TRAIN}", "unknown architecture 'resnet5000'",
+                 id="unknown-teacher-architecture"),
+    pytest.param("train_student.py", f'--method kd --settings {{{{"alpha":1.5}}}} --teacher-logits {{short_logits}} {TRAIN}',
+                 "--settings for kd: alpha: 1.5 is greater than the maximum of 1", id="alpha-setting-above-1"),
+    pytest.param("train_student.py", f'--method kd --settings {{{{"temperature":0}}}} --teacher-logits {{short_logits}} '
+                 f"{TRAIN}", "--settings for kd: temperature: 0 is less than the minimum of 0.1",
+                 id="temperature-setting-zero"),
+    pytest.param("train_student.py", f"--method magic --teacher-logits {{short_logits}} {TRAIN}",
+                 "unknown distillation method 'magic'", id="unknown-method-flag"),
     pytest.param("train_student.py", f"--learning-rate fast {TRAIN}",
                  "argument --learning-rate: 'fast' is not a number", id="learning-rate-not-a-number"),
     pytest.param("train_student.py", "--data {data} --upsample 3 --epochs 1",
                  "argument --upsample: 3 is out of range; allowed: 1, 2, 4, 8 or 16", id="upsample-flag-3"),
     pytest.param("train_student.py", "--data missing.npz --epochs 1", "data set missing.npz is missing",
                  id="data-file-missing"),
-    pytest.param("train_student.py", f"--teacher-logits {{short_logits}} {TRAIN}",
+    pytest.param("train_student.py", f"--method kd --teacher-logits {{short_logits}} {TRAIN}",
                  "has shape (5, 10), expected (64, 10)", id="logits-for-other-data"),
-    pytest.param("train_student.py", f"--teacher-logits {{nan_logits}} {TRAIN}",
+    pytest.param("train_student.py", f"--method kd --teacher-logits {{nan_logits}} {TRAIN}",
                  "nan_logits.npy holds 1 NaN/inf values", id="nan-teacher-logits"),
     pytest.param("train_student.py", f"--teacher-logits {{short_logits}} --teacher-model {{corrupt}} "
                  f"{TRAIN}", "argument --teacher-model: not allowed with argument --teacher-logits",
@@ -323,14 +348,14 @@ def test_bad_script_input_fails_cleanly_and_keeps_earlier_outputs(script, flags,
 
 def test_a_failing_later_step_keeps_the_earlier_outputs(files, tmp_path):
     bad_weights = tmp_path / "weights.yaml"
-    bad_weights.write_text(f"model:\n  weights: {files['garbage']}\n")
-    target = "results/models/teacher-frozen/model.keras"
+    bad_weights.write_text(f"teachers:\n  frozen:\n    weights: {files['garbage']}\n")
+    target = "results/tiny/models/teacher-frozen/model.keras"
     result = run_snakemake(tmp_path, target, "--cores", "1", "--configfile", TINY, bad_weights)
     assert result.returncode != 0
-    log = (tmp_path / "results" / "logs" / "train" / "teacher-frozen.log").read_text()
+    log = (tmp_path / "results" / "tiny" / "logs" / "train" / "teacher-frozen.log").read_text()
     assert "error: cannot load ResNet50 weights from" in log and "Traceback" not in log
-    assert not (tmp_path / "results" / "models" / "teacher-frozen" / "model.keras").exists()
-    data = tmp_path / "results" / "data" / "cifar10.npz"
+    assert not (tmp_path / "results" / "tiny" / "models" / "teacher-frozen" / "model.keras").exists()
+    data = tmp_path / "results" / "tiny" / "data" / "dataset.npz"
     assert data.exists()
     # the data set is complete and current: a rerun would only retry the teacher
     dry = run_snakemake(tmp_path, target, "-n", "--cores", "1", "--configfile", TINY, bad_weights)

@@ -292,16 +292,6 @@ def test_download_failure_says_where_to_put_the_file(name, monkeypatch, tmp_path
     assert "data.source: npz with data.path: /path/to/file.npz" in message and "\n" not in message
 
 
-def test_preprocess_matches_caffe_convention():
-    from kdbench import models  # moved out of the data layer; the models own their preprocessing
-
-    image = np.zeros((1, 32, 32, 3), np.uint8)
-    image[..., 0] = 200  # red channel
-    out = models.preprocess(image)
-    # BGR order, ImageNet means 103.939 (B), 116.779 (G), 123.68 (R) subtracted
-    np.testing.assert_allclose(out[0, 0, 0], [-103.939, -116.779, 200 - 123.68], rtol=1e-5)
-
-
 def test_validation_split_follows_training_slice_and_is_disjoint(official_archive):
     path, expected = official_archive
     arrays, info = datasets.fetch("cifar10", "archive", str(path), train_size=10, test_size=6, val_size=8,

@@ -41,6 +41,22 @@ def settings_schema(name: str) -> dict:
     return {"type": "object", "additionalProperties": False, "properties": properties}
 
 
+def settings_errors(name: str, settings: dict | None) -> list[str]:
+    """Every problem of a method's config entry, one line each, as `setting: what is wrong`."""
+    import jsonschema
+
+    messages = []
+    for error in jsonschema.Draft202012Validator(settings_schema(name)).iter_errors(settings or {}):
+        where = ".".join(map(str, error.absolute_path)) or name
+        if error.validator == "oneOf" and error.context:  # one value or a list: report the branch meant
+            meant_list = isinstance(error.instance, list)
+            branch = [e for e in error.context if (e.schema_path[0] == 1) == meant_list] or error.context
+            error = jsonschema.exceptions.best_match(branch)
+            where += "".join(f"[{p}]" for p in error.path)
+        messages.append(f"{where}: {error.message}")
+    return messages
+
+
 def setting_grid(name: str, settings: dict | None) -> list[dict]:
     """Every combination of the configured settings (lists sweep), defaults filled in, in declaration order."""
     declared = get(name).SETTINGS
