@@ -26,6 +26,7 @@ from __future__ import annotations
 from kdbench import KdbenchError
 
 NEEDS = "features"
+TERMS = ("hard", "at")
 SETTINGS = {
     "beta": {"default": 1000.0, "schema": {"type": "number", "minimum": 0},
              "help": "attention loss weight: each stage pair adds beta * the mean squared difference of the "

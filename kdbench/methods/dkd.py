@@ -19,6 +19,7 @@ tensor; a fractional value ramps smoothly); without one (evaluation) the full we
 from __future__ import annotations
 
 NEEDS = "logits"
+TERMS = ("hard", "tckd", "nckd")
 SETTINGS = {
     "alpha": {"default": 1.0, "schema": {"type": "number", "minimum": 0},
               "help": "weight of TCKD, the target-vs-non-target term (paper: 1.0)"},

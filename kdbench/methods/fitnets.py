@@ -29,6 +29,7 @@ from kdbench import KdbenchError
 _STAGE = {"type": "string", "enum": ["stage1", "stage2", "stage3", "stage4"]}
 
 NEEDS = "features"
+TERMS = ("hard", "hint")
 SETTINGS = {
     "weight": {"default": 100.0, "schema": {"type": "number", "minimum": 0},
                "help": "weight of the hint loss, a mean squared error (mdistiller's CIFAR config: 100)"},
