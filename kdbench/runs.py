@@ -41,8 +41,7 @@ def expand(config: dict) -> pd.DataFrame:
     seeds = config["seeds"]
 
     def upsample(architecture: str) -> int:
-        """An architecture's own upsampling if it declares one, else the config's model.upsample."""
-        return getattr(architectures.get(architecture), "UPSAMPLE", None) or config["model"]["upsample"]
+        return architectures.upsample_for(architecture, config["model"]["upsample"])
 
     teachers, students = present(config["teachers"]), present(config["students"])
     method_settings = present(config["distillation"]["methods"])

@@ -114,7 +114,7 @@ def test_offline_imagenet_weights_error_names_the_cache_file(monkeypatch, tmp_pa
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     with pytest.raises(KdbenchError) as err:
         build_teacher("imagenet", upsample=1, frozen=True)
-    assert str(tmp_path / "models" / resnet50.NOTOP_WEIGHTS_FILE) in str(err.value)
+    assert str(tmp_path / "models" / resnet50.SPEC.notop_weights_file) in str(err.value)
     assert "weights: null" in str(err.value)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+UPSAMPLE = None  # follows the configured model.upsample (the reference: x8, 256 px)
 # stage name -> the layer whose output it is (the last block of that stage)
 UPSAMPLE = None  # follows the config's model.upsample (the reference: x8, 256 px)
 STAGES = {f"stage{n}": f"stage{n}_block2_out" for n in range(1, 5)}
@@ -52,4 +53,7 @@ def stage_model(model, stages):
     """images -> [logits, *stage outputs]: the student's own layers, tapped."""
     import keras
 
-    return keras.Model(model.inputs, [model.output, *(model.get_layer(STAGES[stage]).output for stage in stages)])
+    from kdbench.architectures.layers import stage_layers
+
+    taps = [model.get_layer(layer).output for layer in stage_layers(STAGES, stages)]
+    return keras.Model(model.input, [model.output, *taps])
