@@ -37,6 +37,18 @@ def classification_metrics(labels: np.ndarray, logits: np.ndarray) -> dict:
     }
 
 
+def agreement(student_logits: np.ndarray, teacher_logits: np.ndarray) -> dict:
+    """Does the student agree with its teacher, not only with the labels (Stanton et al., NeurIPS 2021):
+    the share of images where both predict the same class, and mean KL(teacher || student) at T = 1."""
+    if student_logits.shape != teacher_logits.shape:
+        raise KdbenchError(f"teacher logits have shape {teacher_logits.shape}, the student's {student_logits.shape}: "
+                           "they are not on the same test images; rerun the teacher's evaluate step")
+    log_p = log_softmax(teacher_logits.astype(np.float64), axis=1)
+    log_q = log_softmax(student_logits.astype(np.float64), axis=1)
+    return {"top1_agreement": float((student_logits.argmax(axis=1) == teacher_logits.argmax(axis=1)).mean()),
+            "kl_teacher_student": float((np.exp(log_p) * (log_p - log_q)).sum(axis=1).mean())}
+
+
 def per_class_report(labels: np.ndarray, logits: np.ndarray, class_names: list[str]) -> pd.DataFrame:
     """scikit-learn's classification report as a table: one row per class plus the averages."""
     report = classification_report(np.asarray(labels).reshape(-1), logits.argmax(axis=1),

@@ -23,7 +23,8 @@ REFERENCE_ACCURACY = {
 REFERENCE_SETUP = {"train_size": 10000, "test_size": 2000, "upsample": 8, "epochs": 5}
 
 RUN_COLUMNS = ["id", "config", "role", "architecture", "upsample", "student", "teacher", "method", "settings", "seed"]
-NUMERIC_COLUMNS = ["test_accuracy", "test_loss", "test_f1_macro", "val_accuracy", "params", "size_mb",
+NUMERIC_COLUMNS = ["test_accuracy", "test_loss", "test_f1_macro", "val_accuracy", "top1_agreement",
+                   "kl_teacher_student", "params", "size_mb",
                    "flops_per_image", "latency_ms", "throughput_images_per_s", "train_seconds",
                    "train_peak_rss_mb", "epochs_run"]
 
@@ -37,7 +38,10 @@ def results_table(runs: pd.DataFrame, records: dict[str, dict]) -> pd.DataFrame:
         rows.append({**{key: run[key] for key in RUN_COLUMNS},
                      "test_accuracy": record["test"]["accuracy"], "test_loss": record["test"]["loss"],
                      "test_f1_macro": record["test"]["f1_macro"],
-                     "val_accuracy": record.get("val", {}).get("accuracy"), "params": train["params"],
+                     "val_accuracy": record.get("val", {}).get("accuracy"),
+                     "top1_agreement": record.get("agreement", {}).get("top1_agreement"),
+                     "kl_teacher_student": record.get("agreement", {}).get("kl_teacher_student"),
+                     "params": train["params"],
                      "size_mb": cost.get("size_mb"), "flops_per_image": cost.get("flops_per_image"),
                      "latency_ms": cost.get("latency_ms"),
                      "throughput_images_per_s": cost.get("throughput_images_per_s"),
@@ -134,21 +138,27 @@ def _markdown(rows: list[dict]) -> str:
                              colalign=["left"] + ["right"] * (len(frame.columns) - 1))
 
 
-def reference_matches(data_info: dict, first_train: dict) -> bool:
-    """Whether this run has the reference notebook's data sizes, resolution and epochs."""
+def reference_matches(data_info: dict, results: pd.DataFrame, first_train: dict) -> bool:
+    """Whether this run has the reference notebook's data, sizes, resolution and epochs."""
     facts = {"train_size": data_info.get("train_size"), "test_size": data_info.get("test_size"),
-             "upsample": first_train.get("upsample"), "epochs": first_train.get("epochs")}
-    return facts == REFERENCE_SETUP and data_info.get("source") != "synthetic"
+             "upsample": int(results["upsample"].max()), "epochs": first_train.get("epochs")}
+    return (facts == REFERENCE_SETUP and set(results["upsample"]) == {8} and data_info.get("source") != "synthetic"
+            and data_info.get("dataset", "cifar10") == "cifar10")
 
 
 def accuracy_markdown(table: pd.DataFrame, with_reference: bool) -> str:
     rows = []
+    with_agreement = table["top1_agreement"].notna().any()
     for row in table.to_dict("records"):
         cells = {"model": row["label"], "n": str(row["n"]),
                  "test accuracy (%)": _pm(row["test_accuracy"], row["test_accuracy_std"], row["n"]),
                  "val accuracy (%)": _pm(row["val_accuracy"], row["val_accuracy_std"], row["n"]),
                  "test loss": _pm(row["test_loss"], row["test_loss_std"], row["n"], scale=1, digits=3),
                  "macro F1": _pm(row["test_f1_macro"], row["test_f1_macro_std"], row["n"], scale=1, digits=3)}
+        if with_agreement:
+            cells["agreement with teacher (%)"] = _pm(row["top1_agreement"], row["top1_agreement_std"], row["n"])
+            cells["KL(teacher ‖ student)"] = _pm(row["kl_teacher_student"], row["kl_teacher_student_std"],
+                                                 row["n"], scale=1, digits=3)
         if with_reference:
             key = (row["role"], row["teacher"], row["settings"] if row["role"] == "distilled" else "")
             cells["reference notebook (%)"] = _optional(REFERENCE_ACCURACY.get(key), ".2f")
@@ -202,7 +212,9 @@ def run_header(title: str, description: str, data_info: dict, results: pd.DataFr
     lines += [
         f"- data: {data_info.get('dataset', 'cifar10')} from {source}; {data_info['train_size']:,} train / "
         f"{data_info.get('val_size', 0):,} validation / {data_info['test_size']:,} test images",
-        f"- input: 32 px upsampled x{first_train['upsample']} to {32 * first_train['upsample']} px inside each model",
+        "- input: 32-px images, resized inside each model: " + ", ".join(
+            f"{architecture} {32 * factor} px" + (f" (x{factor})" if factor > 1 else "")
+            for architecture, factor in results[["architecture", "upsample"]].drop_duplicates().itertuples(index=False)),
         f"- training: {_plural(first_train['epochs'], 'epoch')}, batch {first_train['batch_size']}, Adam, "
         f"{first_train.get('precision', 'float32')}; teachers trained once, students once per seed {seeds}",
     ]
@@ -236,9 +248,12 @@ def build_summary(title: str, description: str, data_info: dict, results: pd.Dat
     table = aggregate(results)
     chosen = select_settings(results)
     first_train = records[results["id"].iloc[0]]["train"]
-    with_reference = reference_matches(data_info, first_train)
+    with_reference = reference_matches(data_info, results, first_train)
     lines = run_header(title, description, data_info, results, [records[i]["train"] for i in results["id"]])
     lines += ["## Accuracy", "", "Mean ± standard deviation over seeds (n)."
+              + (" Agreement: the share of test images where a distilled student predicts its teacher's class, "
+                 "and the mean KL divergence from the teacher's to the student's predictions (T = 1)."
+                 if results["top1_agreement"].notna().any() else "")
               + (" 'reference notebook' is the accuracy the reference notebook reported for the same model "
                  "and setting on the same data sizes, resolution and epochs." if with_reference else ""),
               "", accuracy_markdown(table, with_reference), ""]

@@ -115,6 +115,13 @@ def teacher_source(wildcards):
     return f"{RESULTS}/logits/{teacher_id(wildcards.model)}.npy"
 
 
+def teacher_test_logits(wildcards):
+    """A distilled student is also scored on agreement with its teacher's test predictions."""
+    if run(wildcards.model)["role"] != "distilled":
+        return []
+    return f"{RESULTS}/eval/{teacher_id(wildcards.model)}/test_logits.npy"
+
+
 def student_flags(wildcards):
     """The student's architecture and optimiser settings and, for a distilled run, its method and teacher."""
     row = run(wildcards.model)
