@@ -103,7 +103,7 @@ def test_dry_run_of_default_config_lists_expected_jobs(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert job_counts(result) == {"fetch_data": "1", "runs_table": "1", "train_teacher": "2", "teacher_logits": "2",
                                   "train_student": "3", "evaluate": "5", "summarize": "1", "all": "1", "total": "16"}
-    assert "results/seed-faithful/summary.md" in result.stdout
+    assert "results/reference/summary.md" in result.stdout
 
 
 def test_every_method_runs_by_config_alone(tmp_path):

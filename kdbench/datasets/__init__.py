@@ -62,7 +62,7 @@ def fetch(dataset: str, source: str, path: str | None, train_size: int, test_siz
     """Load the configured slices; returns the arrays and a provenance record that says what was verified.
 
     The validation images are the val_size official training images right after the first train_size,
-    so they never overlap the training or test images and the seed's training slice stays the same.
+    so they never overlap the training or test images and the reference notebook's training slice stays the same.
     """
     spec = get(dataset)
     provenance: dict = {"dataset": spec.name, "title": spec.title, "num_classes": spec.num_classes,
