@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
+
+ZERO_SPREAD = 1e-12  # a std of accuracy differences below this is floating-point noise (0.41 - 0.40 != 0.01)
 
 
 def welch_comparison(a: list[float], b: list[float], confidence: float = 0.95) -> dict:
@@ -34,8 +36,129 @@ def paired_comparison(correct_a: np.ndarray, correct_b: np.ndarray, confidence: 
 
 
 def describe(comparison: dict, confidence: float = 0.95, level: float = 0.05) -> str:
-    """One sentence: '+2.10 points, 95% CI [+0.50, +3.70], Welch's ..., p = 0.030: significant at 0.05'."""
-    verdict = "significant" if comparison["p_value"] < level else "not significant"
-    return (f"{100 * comparison['difference']:+.2f} points, {100 * confidence:.0f}% CI "
+    """One sentence a reader can act on: the difference, its CI, the test and, for paired seeds, how sharp it is.
+
+    '+2.10 points, 95% CI [+0.50, +3.70], Welch's ..., p = 0.030: significant at 0.05'; a paired comparison
+    adds the Wilcoxon p after the t-test's and ends with the minimum detectable difference, e.g.
+    '...; with these 5 seeds only a difference of ±2.1 points or more would be detected with 80% power'.
+    """
+    p_value = comparison["p_value"]
+    if np.isnan(p_value):
+        verdict = "no test possible"
+    else:
+        verdict = f"{'significant' if p_value < level else 'not significant'} at {level:g}"
+    text = (f"{100 * comparison['difference']:+.2f} points, {100 * confidence:.0f}% CI "
             f"[{100 * comparison['ci_low']:+.2f}, {100 * comparison['ci_high']:+.2f}], {comparison['test']}, "
-            f"p = {comparison['p_value']:.3g}: {verdict} at {level:g}")
+            f"p = {p_value:.3g}")
+    if "wilcoxon_p" in comparison:
+        wilcoxon_p = comparison["wilcoxon_p"]
+        text += " (Wilcoxon undefined)" if np.isnan(wilcoxon_p) else f" (Wilcoxon p = {wilcoxon_p:.3g})"
+    text += f": {verdict}"
+    if "mdd" in comparison:
+        seeds = f"{comparison['n']} seeds"
+        if np.isfinite(comparison["mdd"]):
+            text += (f"; with these {seeds} only a difference of ±{100 * comparison['mdd']:.1f} points or more "
+                     f"would be detected with {100 * comparison.get('power', 0.8):.0f}% power")
+        else:
+            text += f"; the paired differences of these {seeds} show no spread, so no detectable difference is given"
+    notes = comparison.get("notes") or []
+    return text + "".join(f"; {note}" for note in notes)
+
+
+def minimum_detectable_difference(diff_std: float, n: int, power: float = 0.8, level: float = 0.05) -> float:
+    """How small a true mean paired difference n seeds can resolve: the answer every verdict is judged by.
+
+    The smallest delta > 0 at which a two-sided paired t-test at `level` over n pairs rejects with
+    probability `power`, given the standard deviation s of the paired differences:
+        power = P(T > t*) + P(T < -t*),  T ~ noncentral t(df = n - 1, nc = delta * sqrt(n) / s),
+        t* = t_{1 - level/2, n - 1},
+    solved exactly for delta (scipy.stats.nct, brentq), not by the normal approximation
+    (z_{1-level/2} + z_{power}) * s / sqrt(n), which is too optimistic at a handful of seeds.
+    Same unit as diff_std. nan when n < 2 or diff_std is not a finite number above ZERO_SPREAD (with no
+    measured spread there is no basis for a power statement, so none is made).
+    """
+    if n < 2 or not np.isfinite(diff_std) or diff_std <= ZERO_SPREAD:
+        return float("nan")
+    if not level < power < 1:
+        raise ValueError(f"power is {power}; it must lie between the level ({level}) and 1")
+    df, critical = n - 1, stats.t.ppf(1 - level / 2, n - 1)
+
+    def shortfall(effect: float) -> float:  # effect = delta / s
+        nc = effect * np.sqrt(n)
+        # P(T < -t*) written as the upper tail of T with -nc: scipy's nct.cdf returns nan far in that tail
+        return stats.nct.sf(critical, df, nc) + stats.nct.sf(critical, df, -nc) - power
+
+    upper = 1.0
+    while shortfall(upper) < 0:  # power grows with the effect; widen until the root is bracketed
+        upper *= 2
+    return float(optimize.brentq(shortfall, 0.0, upper, xtol=1e-10) * diff_std)
+
+
+def paired_seed_comparison(a: list[float], b: list[float], confidence: float = 0.95) -> dict:
+    """Method minus baseline seed by seed (same initial weights and batches): seed noise cancels in the pairs.
+
+    a[i] and b[i] are the accuracies of the method and the baseline for the same seed. Paired t-test with
+    the confidence interval of the mean paired difference; the Wilcoxon signed-rank test (zero differences
+    dropped) as a check that does not assume normal differences; the minimum detectable difference at
+    80% power (two-sided 0.05) from the observed std of the differences. `notes` says when a test is
+    degenerate (identical differences, or too few nonzero differences for Wilcoxon to reach p < 0.05).
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"paired accuracies need one value per seed on both sides; got {a.shape} and {b.shape}")
+    n = len(a)
+    if n < 2:
+        raise ValueError(f"a paired test over seeds needs at least 2 seeds, got {n}; "
+                         "with one seed use paired_comparison (McNemar on the test images)")
+    diff = a - b
+    mean, diff_std = float(diff.mean()), float(diff.std(ddof=1))
+    notes = []
+    if diff_std <= ZERO_SPREAD:  # the t statistic is 0/0 or x/0: report the degenerate case plainly
+        p_value, ci_low, ci_high = (1.0 if mean == 0 else float("nan")), mean, mean
+        notes.append("every paired difference is zero: the two sides are identical" if mean == 0 else
+                     "all paired differences are equal: the t-test is undefined (zero spread)")
+    else:
+        result = stats.ttest_rel(a, b)
+        interval = result.confidence_interval(confidence)
+        p_value, ci_low, ci_high = float(result.pvalue), float(interval.low), float(interval.high)
+    nonzero = int(np.count_nonzero(diff))
+    if nonzero == 0:
+        wilcoxon_p = float("nan")
+        notes.append("Wilcoxon undefined: every paired difference is zero")
+    else:
+        wilcoxon_p = float(stats.wilcoxon(diff).pvalue)
+        if nonzero < 6:
+            notes.append(f"Wilcoxon over {nonzero} nonzero differences cannot go below p = "
+                         f"{2 / 2 ** nonzero:.3g}, so it cannot confirm significance at 0.05")
+    return {"test": f"paired t-test over {n} seeds", "difference": mean, "ci_low": ci_low, "ci_high": ci_high,
+            "p_value": p_value, "wilcoxon_p": wilcoxon_p, "mdd": minimum_detectable_difference(diff_std, n),
+            "power": 0.8, "n": n, "diff_std": diff_std, "notes": notes}
+
+
+def pooled_mcnemar(correct_pairs: list[tuple[np.ndarray, np.ndarray]], confidence: float = 0.95) -> dict:
+    """McNemar over every seed's test images at once, for when there are too few seeds for a test over seeds.
+
+    Each pair holds per-image correctness of the method and of the baseline for one seed. Discordant
+    counts (method right and baseline wrong, and the reverse) are summed over seeds and tested with the
+    exact binomial test. The CI treats every (seed, image) pair as independent, so it ignores
+    seed-to-seed variation: it says whether these trained models differ, not whether the method does.
+    """
+    if not correct_pairs:
+        raise ValueError("pooled_mcnemar needs at least one seed's (method, baseline) correctness arrays")
+    per_image, only_a, only_b = [], 0, 0
+    for correct_a, correct_b in correct_pairs:
+        correct_a, correct_b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+        if correct_a.shape != correct_b.shape:
+            raise ValueError(f"a seed's two correctness arrays differ in shape: {correct_a.shape} and "
+                             f"{correct_b.shape}; both must cover the same test images")
+        only_a += int(np.sum(correct_a & ~correct_b))
+        only_b += int(np.sum(~correct_a & correct_b))
+        per_image.append(correct_a.astype(float) - correct_b.astype(float))
+    per_image = np.concatenate(per_image)
+    difference = float(per_image.mean())
+    half_width = stats.norm.ppf(0.5 + confidence / 2) * per_image.std(ddof=1) / np.sqrt(len(per_image))
+    p_value = stats.binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+    return {"test": f"exact McNemar test pooled over {len(correct_pairs)} seeds ({len(per_image)} paired "
+                    "predictions)", "difference": difference, "ci_low": difference - half_width,
+            "ci_high": difference + half_width, "p_value": float(p_value), "n": len(correct_pairs),
+            "only_a": only_a, "only_b": only_b}

@@ -62,3 +62,115 @@ def test_validation_grid_averages_seeds():
     assert list(grid.index) == [0.1, 0.3, 0.5] and list(grid.columns) == [2.0, 4.0, 7.0]
     assert grid.loc[0.3, 7.0] == pytest.approx(0.555)
     assert np.isnan(grid.loc[0.1, 7.0])
+
+
+# Paired comparisons over seeds -------------------------------------------------------------------------
+
+METHOD = [0.412, 0.398, 0.455, 0.371, 0.430]
+BASELINE = [0.401, 0.395, 0.431, 0.362, 0.425]  # shares each seed's luck with METHOD: pairing should see it
+
+
+def test_paired_seed_comparison_matches_the_paired_t_formula():
+    d = np.array(METHOD) - np.array(BASELINE)
+    n, mean, sd = len(d), d.mean(), d.std(ddof=1)
+    t = mean / (sd / np.sqrt(n))
+    half = scipy_stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n)
+    result = stats.paired_seed_comparison(METHOD, BASELINE)
+    assert result["difference"] == pytest.approx(mean)
+    assert result["p_value"] == pytest.approx(2 * scipy_stats.t.sf(abs(t), n - 1))
+    assert (result["ci_low"], result["ci_high"]) == pytest.approx((mean - half, mean + half))
+    assert result["n"] == 5 and result["diff_std"] == pytest.approx(sd)
+    assert result["test"] == "paired t-test over 5 seeds"
+
+
+def test_pairing_removes_the_seed_noise_that_welch_keeps():
+    paired, welch = stats.paired_seed_comparison(METHOD, BASELINE), stats.welch_comparison(METHOD, BASELINE)
+    assert paired["difference"] == pytest.approx(welch["difference"])
+    assert paired["p_value"] < 0.05 < welch["p_value"]
+    assert paired["ci_high"] - paired["ci_low"] < (welch["ci_high"] - welch["ci_low"]) / 3
+
+
+def test_wilcoxon_check_is_the_exact_signed_rank_p():
+    # differences +1, -2, +3, +4, +5 points: ranks 1..5, W- = 2; P(W <= 2) counts the subsets {}, {1}, {2}
+    # of {1..5} out of 2^5, so the exact two-sided p is 2 * 3 / 32
+    result = stats.paired_seed_comparison([0.51, 0.48, 0.53, 0.54, 0.55], [0.5] * 5)
+    assert result["wilcoxon_p"] == pytest.approx(2 * 3 / 32)
+    assert any("cannot go below p = 0.0625" in note for note in result["notes"])
+    all_up = stats.paired_seed_comparison([0.51, 0.52, 0.53, 0.54, 0.55, 0.56], [0.5] * 6)
+    assert all_up["wilcoxon_p"] == pytest.approx(2 / 2 ** 6) and all_up["notes"] == []
+
+
+def test_identical_runs_and_constant_differences_are_flagged_not_tested():
+    same = stats.paired_seed_comparison([0.4, 0.5, 0.6], [0.4, 0.5, 0.6])
+    assert same["difference"] == 0 and same["p_value"] == 1.0
+    assert np.isnan(same["wilcoxon_p"]) and np.isnan(same["mdd"])
+    shifted = stats.paired_seed_comparison([0.41, 0.42], [0.40, 0.41])  # 0.41 - 0.40 is not exactly 0.01
+    assert np.isnan(shifted["p_value"]) and np.isnan(shifted["mdd"])
+    assert "no test possible" in stats.describe(shifted)
+
+
+def test_paired_seed_comparison_refuses_what_it_cannot_pair():
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        stats.paired_seed_comparison([0.4], [0.3])
+    with pytest.raises(ValueError, match="one value per seed"):
+        stats.paired_seed_comparison([0.4, 0.5], [0.3, 0.4, 0.5])
+
+
+def simulated_power(delta: float, sd: float, n: int, trials: int = 40_000) -> float:
+    """Share of paired t-tests (written out with numpy) that reject when the true mean difference is delta."""
+    diffs = np.random.default_rng(0).normal(delta, sd, size=(trials, n))
+    t = diffs.mean(axis=1) / (diffs.std(axis=1, ddof=1) / np.sqrt(n))
+    return float(np.mean(np.abs(t) > scipy_stats.t.ppf(0.975, n - 1)))
+
+
+@pytest.mark.parametrize("n", [3, 5, 10])
+def test_minimum_detectable_difference_has_80_percent_power(n):
+    mdd = stats.minimum_detectable_difference(0.02, n)
+    assert simulated_power(mdd, 0.02, n) == pytest.approx(0.8, abs=0.01)
+    assert simulated_power(0.8 * mdd, 0.02, n) < 0.75  # and it is the smallest such difference
+
+
+def test_minimum_detectable_difference_against_known_values():
+    # the normal approximation (z_.975 + z_.8) * sd / sqrt(n) is too optimistic at few seeds, right at many
+    normal = (scipy_stats.norm.ppf(0.975) + scipy_stats.norm.ppf(0.8)) / np.sqrt(np.array([5, 400]))
+    assert stats.minimum_detectable_difference(1.0, 5) > 1.3 * normal[0]
+    assert stats.minimum_detectable_difference(1.0, 400) == pytest.approx(normal[1], rel=0.01)
+    assert stats.minimum_detectable_difference(1.0, 5) == pytest.approx(1.68, abs=0.01)  # G*Power: dz = 1.68
+    assert stats.minimum_detectable_difference(2.0, 5) == pytest.approx(2 * stats.minimum_detectable_difference(1.0, 5))
+
+
+def test_minimum_detectable_difference_is_nan_without_a_spread():
+    assert np.isnan(stats.minimum_detectable_difference(0.02, 1))
+    assert np.isnan(stats.minimum_detectable_difference(0.0, 5))
+    assert np.isnan(stats.minimum_detectable_difference(float("nan"), 5))
+
+
+def test_paired_result_carries_its_minimum_detectable_difference():
+    result = stats.paired_seed_comparison(METHOD, BASELINE)
+    assert result["mdd"] == pytest.approx(stats.minimum_detectable_difference(result["diff_std"], 5))
+
+
+def test_pooled_mcnemar_sums_discordant_images_over_seeds():
+    seed_1 = (np.array([1, 1, 1, 1, 0, 1, 0, 0], bool), np.array([0, 0, 0, 1, 1, 1, 0, 0], bool))  # 3 vs 1
+    seed_2 = (np.array([1, 1, 1, 1, 0, 0, 0, 0], bool), np.array([0, 0, 0, 0, 0, 0, 0, 0], bool))  # 4 vs 0
+    result = stats.pooled_mcnemar([seed_1, seed_2])
+    assert (result["only_a"], result["only_b"], result["n"]) == (7, 1, 2)
+    assert result["p_value"] == pytest.approx(2 * (1 + 8) / 2 ** 8)  # binomial(8, 0.5): P(X <= 1), two-sided
+    assert result["difference"] == pytest.approx((7 - 1) / 16)
+    assert result["ci_low"] < result["difference"] < result["ci_high"]
+    assert stats.paired_comparison(*seed_1)["p_value"] == pytest.approx(2 * (1 + 4) / 16)  # one seed: 3 vs 1
+
+
+def test_pooled_mcnemar_rejects_mismatched_seeds():
+    with pytest.raises(ValueError, match="same test images"):
+        stats.pooled_mcnemar([(np.ones(4, bool), np.ones(5, bool))])
+
+
+def test_describe_gives_the_paired_verdict_with_its_sharpness():
+    comparison = {"test": "paired t-test over 5 seeds", "difference": 0.012, "ci_low": -0.004, "ci_high": 0.028,
+                  "p_value": 0.12, "wilcoxon_p": 0.19, "mdd": 0.021, "power": 0.8, "n": 5, "notes": []}
+    assert stats.describe(comparison) == (
+        "+1.20 points, 95% CI [-0.40, +2.80], paired t-test over 5 seeds, p = 0.12 (Wilcoxon p = 0.19): "
+        "not significant at 0.05; with these 5 seeds only a difference of ±2.1 points or more would be "
+        "detected with 80% power")
+    assert stats.describe({**comparison, "notes": ["a note"]}).endswith("80% power; a note")
