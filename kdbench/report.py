@@ -95,24 +95,25 @@ def select_settings(results: pd.DataFrame) -> dict[tuple[str, str, str], str]:
     return chosen
 
 
-def compare_to_baseline(results: pd.DataFrame, config: str, correct: dict[str, np.ndarray]) -> dict | None:
-    """A distilled config against the baseline of the same student, seed by seed.
-
-    Two or more common seeds: a test over seeds; one seed: exact McNemar over the paired test images.
-    """
+def compare_to_baseline(results: pd.DataFrame, config: str, correct: dict[str, np.ndarray]) -> list[dict]:
+    """A distilled config against the baseline of the same student, seed by seed (same initial weights and
+    batch order): a paired t-test over two or more seeds, plus McNemar pooled over their test images; with
+    one seed, McNemar over its test images only."""
     distilled = results[results["config"] == config].set_index("seed")
     student = distilled["student"].iloc[0]
     baseline = results[(results["role"] == "baseline") & (results["student"] == student)].set_index("seed")
     seeds = sorted(set(distilled.index) & set(baseline.index))
-    if not seeds:
-        return None
+    comparisons = []
     if len(seeds) >= 2:
-        return stats.welch_comparison(distilled.loc[seeds, "test_accuracy"].tolist(),
-                                      baseline.loc[seeds, "test_accuracy"].tolist())
-    a, b = distilled.loc[seeds[0], "id"], baseline.loc[seeds[0], "id"]
-    if a not in correct or b not in correct:
-        return None
-    return stats.paired_comparison(correct[a], correct[b])
+        comparisons.append(stats.paired_seed_comparison(distilled.loc[seeds, "test_accuracy"].tolist(),
+                                                        baseline.loc[seeds, "test_accuracy"].tolist()))
+    pairs = [(correct[distilled.loc[s, "id"]], correct[baseline.loc[s, "id"]]) for s in seeds
+             if distilled.loc[s, "id"] in correct and baseline.loc[s, "id"] in correct]
+    if len(pairs) == 1:
+        comparisons.append(stats.paired_comparison(*pairs[0]))
+    elif pairs:
+        comparisons.append(stats.pooled_mcnemar(pairs))
+    return comparisons
 
 
 def format_seconds(seconds: float) -> str:
@@ -233,9 +234,10 @@ def verdict_lines(results: pd.DataFrame, table: pd.DataFrame, chosen: dict, corr
         swept = results[(results["role"] == "distilled") & (results["teacher"] == teacher)
                         & (results["student"] == student) & (results["method"] == method)]["config"].nunique()
         why = f"selected on validation accuracy among {swept} settings" if swept > 1 else "the only setting run"
-        comparison = compare_to_baseline(results, config, correct)
-        if comparison:
-            lines.append(f"- {labels[config]} ({why}) vs baseline {student}: {stats.describe(comparison)}.")
+        first, *others = compare_to_baseline(results, config, correct) or [None]
+        if first:
+            lines.append(f"- {labels[config]} ({why}) vs baseline {student}: {stats.describe(first)}.")
+            lines += [f"  - and {stats.describe(other)}." for other in others]
     return lines
 
 

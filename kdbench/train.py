@@ -20,6 +20,16 @@ from kdbench import KdbenchError
 from kdbench.io import atomic_path, write_json
 
 
+def weights_digest(model: keras.Model) -> str:
+    """sha256 of a model's weights, in order: equal digests mean equal weights (paired runs start equal)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    return digest.hexdigest()
+
+
 def configure_runtime(threads: int, seed: int, deterministic: bool = True) -> None:
     """Pin TensorFlow to the rule's threads (Snakemake cannot), seed every generator and, by default,
     make ops deterministic: the same inputs, flags and seed on the same machine give identical results."""

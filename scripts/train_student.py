@@ -53,6 +53,7 @@ def main() -> None:
     strategy = train.distribution_strategy()
     with strategy.scope():  # models and optimizer state are created inside it (mirrored over GPUs)
         student = architectures.build(args.architecture, len(arrays["class_names"]), args.upsample, name="student")
+        initial_weights = train.weights_digest(student)  # same seed, same architecture: same start, paired runs
         if not args.method:
             model, targets = student, y_train
             model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
@@ -82,6 +83,7 @@ def main() -> None:
     history = train.fit_resumable(model, train_ds, args.epochs, args.resume_dir, extra_callbacks=callbacks,
                                   run_key=cli.resume_key(args, args.data, args.teacher_logits, args.teacher_model))
     info = cli.training_info(args, role="distilled" if args.method else "baseline", architecture=args.architecture,
+                             initial_weights_sha256=initial_weights,
                              precision=precision, augment=args.augment, replicas=strategy.num_replicas_in_sync)
     if args.method:
         info.update(method=args.method, settings=settings,

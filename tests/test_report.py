@@ -71,7 +71,7 @@ def test_summary_selects_on_validation_and_compares_with_the_baseline():
     # kd-b has the best test accuracy but the worse validation accuracy: kd-a must be the one compared
     assert "kd (alpha 0.3, temperature 7) frozen -> resnet18 (selected on validation accuracy among 2 settings)" in text
     assert "kd (alpha 0.5, temperature 2) frozen -> resnet18 (selected" not in text
-    assert "+4.00 points" in text
+    assert "+4.00 points" in text and "paired t-test over 3 seeds" in text and "Wilcoxon" in text
     assert "65.00 ± 1.00" in text  # mean ± std of the three seeds
     assert "70.00 ± 0.00 *" in text  # the sweep table marks the selected setting
     means = csv[csv["aggregate"] == "mean"].set_index("config")
