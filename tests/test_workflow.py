@@ -58,6 +58,15 @@ def test_tiny_workflow_summarises_all_five_models(tiny_run):
     assert not (results / ".resume").exists() or not any((results / ".resume").iterdir())
 
 
+def test_baseline_and_distilled_students_start_from_the_same_weights(tiny_run):
+    import json
+
+    models = tiny_run / "results" / "tiny" / "models"
+    digests = {run_id: json.loads((models / run_id / "train.json").read_text())["initial_weights_sha256"]
+               for run_id in IDS[2:]}
+    assert len(set(digests.values())) == 1, digests
+
+
 def test_rerunning_one_target_runs_only_its_job(tiny_run):
     target = f"results/tiny/eval/{IDS[2]}/metrics.json"
     (tiny_run / target).unlink()
