@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -22,6 +26,39 @@ def cpu_flags() -> set[str]:
     except OSError:
         pass
     return set()
+
+
+def gpu_count(timeout: float = 10.0) -> int:
+    """NVIDIA GPUs a job started from here can use, without importing TensorFlow (the Snakefile calls it).
+
+    Counts the `GPU n:` lines of `nvidia-smi -L` (0 where nvidia-smi is missing, fails or hangs), then
+    applies CUDA_VISIBLE_DEVICES as CUDA does: an empty value or `-1` hides every GPU, and the list stops
+    at its first entry that names no device. A GPU split into MIG instances counts as one.
+    """
+    executable = shutil.which("nvidia-smi")
+    if executable is None:
+        return 0
+    try:
+        listing = subprocess.run([executable, "-L"], capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    if listing.returncode != 0:
+        return 0
+    lines = listing.stdout.splitlines()
+    installed = sum(1 for line in lines if re.match(r"GPU \d+:", line))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return installed
+    uuids = re.findall(r"UUID: ((?:GPU|MIG)-[0-9A-Za-z-]+)", listing.stdout)
+    count = 0
+    for entry in (item.strip() for item in visible.split(",")):
+        if entry.isdigit() and int(entry) < installed:
+            count += 1
+        elif entry.startswith(("GPU-", "MIG-")) and any(uuid.startswith(entry) for uuid in uuids):
+            count += 1
+        else:  # CUDA ignores this entry and every one after it
+            break
+    return min(count, installed)
 
 
 def has_gpu() -> bool:

@@ -1,3 +1,6 @@
+import os
+import stat
+
 import keras
 import numpy as np
 import pytest
@@ -53,3 +56,63 @@ def test_augmentation_changes_images_every_epoch_and_keeps_labels():
     (second, _), = list(augmented)
     assert first.shape == x.shape and np.array_equal(first_labels, y)
     assert not np.allclose(first, x) and not np.allclose(first, second)
+
+
+TWO_GPUS = """GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1a2b3c4d-0000-1111-2222-333344445555)
+GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-9f8e7d6c-0000-1111-2222-333344445555)
+"""
+ONE_MIG_GPU = """GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-aaaa0000-0000-1111-2222-333344445555)
+  MIG 3g.20gb     Device  0: (UUID: MIG-bbbb0000-0000-1111-2222-333344445555)
+  MIG 3g.20gb     Device  1: (UUID: MIG-cccc0000-0000-1111-2222-333344445555)
+"""
+
+
+def fake_nvidia_smi(monkeypatch, tmp_path, listing="", status=0):
+    """Put an `nvidia-smi` that prints `listing` and exits with `status` first on PATH."""
+    script = tmp_path / "nvidia-smi"
+    (tmp_path / "listing.txt").write_text(listing)
+    script.write_text(f"#!/bin/sh\ncat {tmp_path / 'listing.txt'}\nexit {status}\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+
+def test_gpu_count_counts_the_gpus_nvidia_smi_lists(monkeypatch, tmp_path):
+    fake_nvidia_smi(monkeypatch, tmp_path, TWO_GPUS)
+    assert hardware.gpu_count() == 2
+    fake_nvidia_smi(monkeypatch, tmp_path, ONE_MIG_GPU)
+    assert hardware.gpu_count() == 1  # MIG instances are not extra GPUs
+
+
+@pytest.mark.parametrize("visible, expected", [
+    ("0", 1), ("1,0", 2), ("", 0), ("-1", 0), ("0,-1,1", 1),  # CUDA stops at the first invalid entry
+    ("0,5", 1), ("GPU-9f8e", 1), ("GPU-9f8e,GPU-1a2b", 2), ("GPU-ffff", 0),
+])
+def test_gpu_count_honours_cuda_visible_devices(monkeypatch, tmp_path, visible, expected):
+    fake_nvidia_smi(monkeypatch, tmp_path, TWO_GPUS)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    assert hardware.gpu_count() == expected
+
+
+def test_gpu_count_is_zero_without_a_working_nvidia_smi(monkeypatch, tmp_path):
+    fake_nvidia_smi(monkeypatch, tmp_path, "NVIDIA-SMI has failed because it couldn't communicate with the "
+                    "NVIDIA driver.\n", status=9)
+    assert hardware.gpu_count() == 0
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no nvidia-smi at all
+    assert hardware.gpu_count() == 0
+
+
+def test_gpu_count_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = "import sys; from kdbench import hardware; hardware.gpu_count(); print('tensorflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(__import__("conftest").ROOT)})
+    assert result.stdout.strip() == "False", result.stderr[-2000:]
+
+
+def test_gpu_count_gives_up_on_a_hanging_nvidia_smi(monkeypatch, tmp_path):
+    fake_nvidia_smi(monkeypatch, tmp_path)
+    (tmp_path / "nvidia-smi").write_text("#!/bin/sh\nexec sleep 30\n")
+    assert hardware.gpu_count(timeout=0.5) == 0
