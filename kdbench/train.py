@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import math
 import platform
@@ -107,6 +108,86 @@ class EpochTimer(keras.callbacks.Callback):
                                "rate or check the input data")
 
 
+def _duration(seconds: float) -> str:
+    """12.3 -> '12s', 137 -> '2m17s', 4000 -> '1h06m'."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def dataset_batch_size(dataset) -> int | None:
+    """The batch size of a tf.data pipeline built by make_dataset (None where it cannot be read)."""
+    try:
+        while dataset is not None:
+            if getattr(dataset, "_batch_size", None) is not None:
+                return int(dataset._batch_size)
+            dataset = getattr(dataset, "_input_dataset", None)
+    except (TypeError, ValueError):  # a batch size held in a symbolic tensor
+        pass
+    return None
+
+
+class ProgressLogger(keras.callbacks.Callback):
+    """One plain line every `every_seconds` (and/or `every_batches`) inside an epoch: an epoch at the seed's
+    256 px takes minutes on a CPU, and Keras's verbose=2 prints only at its end. No carriage returns,
+    so the lines read the same in a log file as on a terminal.
+
+    Rates and the ETA leave out the epoch's first batch (it includes tracing the step). images/s counts
+    full batches of `batch_size` (the last, smaller batch of an epoch is counted as full); without a
+    batch size the line gives batches/s instead.
+    """
+
+    def __init__(self, every_seconds: float | None = 30.0, every_batches: int | None = None,
+                 batch_size: int | None = None, device: str | None = None, clock=time.perf_counter):
+        super().__init__()
+        self.every_seconds, self.every_batches = every_seconds, every_batches
+        self.batch_size, self.device, self.clock = batch_size, device, clock
+
+    def on_train_begin(self, logs=None):
+        if self.device:
+            print(f"training on {self.device}", flush=True)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        self.first_done = None  # (time, batches) once the first batch has finished
+        self.last_line = self.clock()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now, done = self.clock(), batch + 1
+        if self.first_done is None:
+            self.first_done = (now, done)
+        due = ((self.every_batches and done % self.every_batches == 0)
+               or (self.every_seconds is not None and now - self.last_line >= self.every_seconds))
+        if not due:
+            return
+        self.last_line = now
+        steps = self.params.get("steps")
+        parts = [f"epoch {self.epoch + 1}/{self.params.get('epochs', '?')}",
+                 f"batch {done}/{steps}" if steps else f"batch {done}"]
+        start, start_batches = self.first_done
+        if done > start_batches and now > start:
+            per_second = (done - start_batches) / (now - start)
+            parts.append(f"{per_second * self.batch_size:.1f} images/s" if self.batch_size
+                         else f"{per_second:.2f} batches/s")
+            if steps:
+                parts.append(f"epoch ETA {_duration((steps - done) / per_second)}")
+        loss = (logs or {}).get("loss")
+        if loss is not None:
+            parts.append(f"loss {float(loss):.4f}")
+        print(", ".join(parts), flush=True)
+
+
+def tensorboard_callback(log_dir: str | Path) -> keras.callbacks.Callback:
+    """Keras's TensorBoard logs (per epoch); TensorFlow 2.21 no longer installs the package that writes them."""
+    if importlib.util.find_spec("tensorboard") is None:
+        raise KdbenchError("TensorBoard logs need the tensorboard package: pip install -e '.[tensorboard]' "
+                           "(or turn the TensorBoard option off)")
+    return keras.callbacks.TensorBoard(str(log_dir))
+
+
 @contextlib.contextmanager
 def deferred_signals(signums=(signal.SIGTERM, signal.SIGINT)):
     """Hold SIGTERM/SIGINT back while the block runs, then deliver them: a stop never cuts a save in half."""
@@ -148,11 +229,12 @@ def _unreadable_resume_state(resume_dir: Path) -> str | None:
 
 
 def fit_resumable(model, train_ds, epochs: int, resume_dir: str | Path, run_key: dict | None = None,
-                  verbose: int = 2, extra_callbacks=()):
+                  verbose: int = 2, extra_callbacks=(), tensorboard_dir: str | Path | None = None):
     """model.fit with state in `resume_dir`: a killed or stopped run restarts from its last finished epoch.
 
     `resume_dir` must not be a declared Snakemake output (Snakemake deletes those when a job fails).
     State saved under a different `run_key` (other flags or inputs) is discarded, never continued.
+    tensorboard_dir: also write TensorBoard logs there (off by default).
     Returns the per-epoch history as a pandas DataFrame.
     """
     resume_dir = Path(resume_dir)
@@ -176,10 +258,11 @@ def fit_resumable(model, train_ds, epochs: int, resume_dir: str | Path, run_key:
         write_json(key_path, run_key)
     callbacks = [  # the history row of an epoch is written before its backup: a rerun never misses a row
         EpochTimer(),  # first: epoch_seconds is training time only
+        ProgressLogger(batch_size=dataset_batch_size(train_ds), device=device_description()),
         *extra_callbacks,  # before CSVLogger, so that what they add to an epoch's logs is written
         keras.callbacks.CSVLogger(str(history_path), append=True),
         _BackupAndRestore(str(resume_dir / "backup"), double_checkpoint=True),
-    ]
+    ] + ([tensorboard_callback(tensorboard_dir)] if tensorboard_dir else [])
     if not model.built:  # BackupAndRestore needs built weights to restore into
         model(next(iter(train_ds))[0])
     model.fit(train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
