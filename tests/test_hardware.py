@@ -116,3 +116,49 @@ def test_gpu_count_gives_up_on_a_hanging_nvidia_smi(monkeypatch, tmp_path):
     fake_nvidia_smi(monkeypatch, tmp_path)
     (tmp_path / "nvidia-smi").write_text("#!/bin/sh\nexec sleep 30\n")
     assert hardware.gpu_count(timeout=0.5) == 0
+
+
+CLAIM = """
+import sys, time
+from kdbench import hardware
+try:
+    print(hardware.claim_gpus(int(sys.argv[1]), sys.argv[2], wait_seconds=float(sys.argv[3])), flush=True)
+except Exception as err:
+    print("error:", err, flush=True)
+    sys.exit(2)
+time.sleep(float(sys.argv[4]))
+"""
+
+
+def test_concurrent_jobs_each_get_a_gpu_of_their_own(monkeypatch, tmp_path):
+    import subprocess
+    import sys
+
+    fake_nvidia_smi(monkeypatch, tmp_path, TWO_GPUS)
+    env = {**os.environ, "PYTHONPATH": str(__import__("conftest").ROOT)}
+    locks = str(tmp_path / "locks")
+
+    def start(count, wait, hold):
+        return subprocess.Popen([sys.executable, "-c", CLAIM, str(count), locks, str(wait), str(hold)],
+                                stdout=subprocess.PIPE, text=True, env=env)
+    first = start(1, 5, 30)
+    assert first.stdout.readline().strip() == "['0']"
+    second = start(1, 5, 0)
+    assert second.communicate(timeout=30)[0].strip() == "['1']"  # the other GPU, while the first holds GPU 0
+    third = start(2, 0.5, 0)  # both GPUs: one is held by the first job
+    out, _ = third.communicate(timeout=30)
+    assert third.returncode == 2 and "no free GPU among 0, 1" in out
+    first.kill()  # even SIGKILL releases its lock
+    first.wait()
+    assert start(2, 5, 0).communicate(timeout=30)[0].strip() == "['0', '1']"
+
+
+def test_gpus_are_claimed_only_when_the_workflow_asks(monkeypatch, tmp_path):
+    fake_nvidia_smi(monkeypatch, tmp_path, TWO_GPUS)
+    monkeypatch.delenv(hardware.GPU_LOCKS_ENV, raising=False)
+    assert hardware.claim_gpus_if_asked() == [] and "CUDA_VISIBLE_DEVICES" not in os.environ
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")  # a job that SLURM (or the user) gave GPU 1
+    assert hardware.visible_gpus() == ["1"]
+    fake_nvidia_smi(monkeypatch, tmp_path, "")  # no GPUs: nothing to claim, whatever is asked
+    monkeypatch.setenv(hardware.GPU_LOCKS_ENV, "1")
+    assert hardware.claim_gpus_if_asked() == []
