@@ -15,21 +15,14 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from kdbench import KdbenchError, architectures, datasets
 from kdbench.io import keras_home
 
-CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-CIFAR10_FILE = "cifar-10-python.tar.gz"
-CIFAR10_FOLDER = "cifar-10-batches-py"
-WEIGHTS_HOST = "storage.googleapis.com"
-# Keras's no-top ImageNet weights files, downloaded into $KERAS_HOME/models/ (keras.applications).
-IMAGENET_NOTOP = {
-    "resnet50": ("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                 "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"),
-    "resnet101": ("resnet101_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                  "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"),
-    "resnet152": ("resnet152_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                  "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"),
-}
+# Where keras.applications downloads its no-top ImageNet weights from, by constructor family (for messages:
+# the file name comes from each architecture's Backbone record).
+WEIGHTS_URLS = {"ResNet": "https://storage.googleapis.com/tensorflow/keras-applications/resnet/",
+                "EfficientNet": "https://storage.googleapis.com/keras-applications/"}
+WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 PROBE_SECONDS = 2.5
 
 
@@ -78,66 +71,83 @@ def _host(url: str) -> str:
 def _data_needs(data: dict) -> tuple[list[str], list[tuple[str, str]]]:
     """(problems found locally, [(download host, problem if that host cannot be reached)])."""
     source, path = data.get("source", "download"), data.get("path")
+    try:
+        spec = datasets.get(data.get("dataset", datasets.DEFAULT))
+    except KdbenchError:
+        return [], []  # the config check names an unknown data set
     if source == "download":
-        cached = keras_home() / "datasets" / CIFAR10_FILE
+        cached = keras_home() / "datasets" / spec.filename
         if cached.is_file():
             return [], []
-        return [], [(_host(CIFAR10_URL),
-                     f"data: CIFAR-10 is not in the Keras cache ({cached}) and {_host(CIFAR10_URL)} cannot be "
-                     f"reached to download it. Fix: download {CIFAR10_URL} on a machine with internet and "
-                     f"copy it to {cached}; or put it at data/{CIFAR10_FILE} in this project and run with "
-                     "--preset offline (or data.source: archive, data.path: data/cifar-10-python.tar.gz)")]
+        host = _host(spec.url)
+        return [], [(host, f"data: {spec.title} is not in the Keras cache ({cached}) and {host} cannot be "
+                           f"reached to download it. Fix: download {spec.url} on a machine with internet and copy "
+                           f"it to {cached}; or put it at data/{spec.filename} in this project and use "
+                           f"data.source: archive with data.path: data/{spec.filename}"
+                           + (" (what --preset offline sets)" if spec.name == "cifar10" else ""))]
     if source in ("archive", "npz"):
-        wanted = (f"the official {CIFAR10_FILE} or its extracted {CIFAR10_FOLDER} folder" if source == "archive"
+        wanted = (f"the official {spec.filename} or its extracted {spec.folder} folder" if source == "archive"
                   else "an .npz holding x_train, y_train, x_test, y_test")
         if not path:
+            example = f"data/{spec.filename}" if source == "archive" else "data/images.npz"
             return [f"data: data.source is {source} but data.path is not set. Fix: set data.path to {wanted} "
-                    f"(e.g. --set data.path=data/{CIFAR10_FILE})"], []
+                    f"(e.g. --set data.path={example})"], []
         if Path(path).exists():
             return [], []
         fix = f"put {wanted} at {path}"
-        extracted = Path(path).parent / CIFAR10_FOLDER
+        extracted = Path(path).parent / spec.folder
         if source == "archive" and extracted.is_dir():
             fix = f"the extracted folder is there: --set data.path={extracted}"
         elif source == "archive":
-            fix += f" (download {CIFAR10_URL}, 163 MB)"
+            fix += f" (download {spec.url})"
         return [f"data: data.path {path} does not exist (relative paths start in the folder you run "
                 f"Snakemake from, {Path.cwd()}). Fix: {fix}"], []
     return [], []  # synthetic: nothing to fetch
 
 
-def _weights_needs(name: str, teacher: dict, default_weights) -> tuple[list[str], list[tuple[str, str, str]]]:
-    """(problems found locally, [(architecture, weights file, teacher key)] of weights to download)."""
+def _backbone(architecture: str):
+    """The architecture's keras.applications Backbone record, or None (not a known teacher)."""
+    try:
+        return getattr(architectures.get(architecture), "SPEC", None)
+    except KdbenchError:
+        return None  # the config check names an unknown architecture
+
+
+def _weights_url(backbone) -> str:
+    base = next((url for prefix, url in WEIGHTS_URLS.items() if backbone.constructor.startswith(prefix)), WEIGHTS_URL)
+    return base + backbone.notop_weights_file
+
+
+def _weights_needs(name: str, teacher: dict, default_weights) -> tuple[list[str], list[tuple[str, str]]]:
+    """(problems found locally, [(architecture, teacher key)] whose ImageNet weights must be downloaded)."""
     weights = teacher.get("weights", default_weights)
-    architecture = str(teacher.get("architecture", "resnet50")).lower()
+    architecture = str(teacher.get("architecture", "resnet50"))
+    backbone = _backbone(architecture)
     key = f"teachers.{name}.weights"
-    if weights is None:
+    if weights is None or backbone is None:
         return [], []
     if weights != "imagenet":
         if Path(str(weights)).is_file():
             return [], []
-        known = IMAGENET_NOTOP.get(architecture, (None,))[0]
-        return [f"{key}: {weights} is not a file. Fix: put the Keras weights file "
-                + (f"{known} " if known else "") + f"there, or set {key}: imagenet (downloaded once), "
-                f"or {key}: null (random initialisation)"], []
-    if architecture not in IMAGENET_NOTOP:
-        return [], []  # a Keras application this check does not know: it downloads its own file
-    file, _ = IMAGENET_NOTOP[architecture]
-    if (keras_home() / "models" / file).is_file():
+        return [f"{key}: {weights} is not a file. Fix: put the Keras weights file {backbone.notop_weights_file} "
+                f"there, or set {key}: imagenet (downloaded once), or {key}: null (random initialisation)"], []
+    if (keras_home() / "models" / backbone.notop_weights_file).is_file():
         return [], []
-    return [], [(architecture, file, key)]
+    return [], [(architecture, key)]
 
 
 def _weights_problem(architecture: str, keys: list[str]) -> str:
     """One message for every teacher that needs the same weights file."""
-    file, base = IMAGENET_NOTOP[architecture]
-    cached = keras_home() / "models" / file
-    them = " and ".join(keys)
-    return (f"{them}: the ImageNet weights of {architecture} are not in the Keras cache ({cached}) and "
-            f"{_host(base)} cannot be reached to download them. Fix: download {base}{file} on a machine with "
-            f"internet and copy it to {cached}; or put it anywhere and set {'each' if len(keys) > 1 else 'it'} "
-            f"to its path; or set {'them' if len(keys) > 1 else 'it'} to null (random initialisation: the "
-            "teacher then learns from CIFAR-10 alone)")
+    backbone = _backbone(architecture)
+    url = _weights_url(backbone)
+    cached = keras_home() / "models" / backbone.notop_weights_file
+    several = len(keys) > 1
+    elsewhere = ("" if getattr(backbone, "imagenet_only_graph", False) else
+                 f"; or put it anywhere and set {'each' if several else 'it'} to its path")
+    return (f"{' and '.join(keys)}: the ImageNet weights of {architecture} are not in the Keras cache ({cached}) "
+            f"and {_host(url)} cannot be reached to download them. Fix: download {url} on a machine with "
+            f"internet and copy it to {cached}{elsewhere}; or set {'them' if several else 'it'} to null (random "
+            "initialisation: the teacher then learns from the data set alone)")
 
 
 def missing_inputs(config: dict, probe=reachable) -> list[str]:
@@ -153,9 +163,9 @@ def missing_inputs(config: dict, probe=reachable) -> list[str]:
         if teacher is not None:  # a preset drops a teacher by setting it to null
             found, needed = _weights_needs(name, teacher, default_weights)
             problems += found
-            for architecture, _, key in needed:
+            for architecture, key in needed:
                 weights_wanted.setdefault(architecture, []).append(key)
-    downloads += [(_host(IMAGENET_NOTOP[architecture][1]), _weights_problem(architecture, keys))
+    downloads += [(_host(_weights_url(_backbone(architecture))), _weights_problem(architecture, keys))
                   for architecture, keys in weights_wanted.items()]
     if downloads:
         online = probe(list(dict.fromkeys(host for host, _ in downloads)))

@@ -4,11 +4,12 @@ import keras
 import numpy as np
 import pytest
 
-from kdbench import cost, models
+from kdbench import architectures, cost
+from kdbench.architectures.layers import IMAGE_SHAPE
 
 
 def tiny_dense_model():
-    inputs = keras.Input(models.IMAGE_SHAPE)
+    inputs = keras.Input(IMAGE_SHAPE)
     return keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs)))
 
 
@@ -18,7 +19,7 @@ def test_flops_of_a_dense_layer():
 
 
 def test_resnet18_flops_are_dominated_by_its_convolutions():
-    model = models.build_resnet18(1)
+    model = architectures.build("resnet18", 10, 1)
     conv_flops = sum(2 * np.prod(layer.output.shape[1:]) * np.prod(layer.kernel.shape[:3])
                      for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
     flops = cost.flops_per_image(model)
@@ -29,7 +30,7 @@ def test_weights_size_excludes_optimizer_state():
     model = tiny_dense_model()
     before = cost.weights_size_mb(model)
     model.compile(optimizer="adam", loss="mse")
-    model.fit(np.zeros((2, *models.IMAGE_SHAPE)), np.zeros((2, 10)), verbose=0)  # creates Adam's slots
+    model.fit(np.zeros((2, *IMAGE_SHAPE)), np.zeros((2, 10)), verbose=0)  # creates Adam's slots
     assert cost.weights_size_mb(model) == before
     assert 3072 * 10 * 4 / 2 ** 20 < before < 3 * 3072 * 10 * 4 / 2 ** 20
 
@@ -45,7 +46,7 @@ def test_weights_size_excludes_optimizer_state_of_a_nested_model():
     outer = keras.Model(inner.inputs, inner(inner.inputs))
     before = cost.weights_size_mb(outer)
     inner.compile(optimizer="adam", loss="mse")  # as the frozen teacher's head is trained on its own
-    inner.fit(np.zeros((2, *models.IMAGE_SHAPE)), np.zeros((2, 10)), verbose=0)
+    inner.fit(np.zeros((2, *IMAGE_SHAPE)), np.zeros((2, 10)), verbose=0)
     assert cost.weights_size_mb(outer) == before
 
 

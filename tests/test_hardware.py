@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from kdbench import KdbenchError, hardware, models, train
+from kdbench import KdbenchError, architectures, hardware, train
 
 
 @pytest.fixture
@@ -34,10 +34,11 @@ def test_unknown_precision_is_refused():
 
 def test_mixed_precision_computes_in_bfloat16_and_returns_float32_logits(restore_policy):
     assert hardware.set_precision("mixed_bfloat16") == "mixed_bfloat16"
-    for model in (models.build_resnet18(1), models.build_teacher(None, 1, frozen=True)):
+    for model in (architectures.build("resnet18", 10, 1),
+                  architectures.build("resnet50", 10, 1, weights=None, train_backbone=False)):
         x = np.zeros((2, 32, 32, 3), "float32")
         assert model(x).dtype == "float32"
-    assert models.build_resnet18(1).get_layer("stem_conv").compute_dtype == "bfloat16"
+    assert architectures.build("resnet18", 10, 1).get_layer("stem_conv").compute_dtype == "bfloat16"
 
 
 def test_jit_compile_flag_maps_cli_text_to_keras_values():

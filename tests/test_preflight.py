@@ -134,3 +134,15 @@ def test_the_offline_preset_needs_only_the_archive_in_data_and_no_network(keras_
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "cifar-10-python.tar.gz").write_bytes(b"x")
     assert preflight.missing_inputs(offline, probe=probe) == [] and probe.asked == []
+
+
+def test_the_data_set_and_architecture_registries_name_the_files(keras_home):
+    settings = {"data": {"dataset": "cifar100", "source": "download"},
+                "teachers": {"big": {"architecture": "efficientnetb0", "weights": "imagenet"},
+                             "made-up": {"architecture": "no-such-net", "weights": "imagenet"}}}
+    data, weights = preflight.missing_inputs(settings, probe=Probe())
+    assert "CIFAR-100 is not in the Keras cache" in data and "cifar-100-python.tar.gz" in data
+    assert "--preset offline" not in data  # that preset is CIFAR-10's
+    assert weights.startswith("teachers.big.weights: the ImageNet weights of efficientnetb0")
+    assert str(keras_home / "models" / "efficientnetb0_notop.h5") in weights
+    assert "its path" not in weights  # Keras takes EfficientNet's ImageNet weights only as weights: imagenet
