@@ -18,6 +18,11 @@ include: "rules/evaluate.smk"
 include: "rules/report.smk"
 
 
+onstart:
+    # before any job: every missing input (data, weights) at once, instead of one failed job at a time
+    check_inputs()
+
+
 # On a cluster these run on the submit host: fetch_data may need the internet, the others take a second.
 localrules:
     fetch_data,

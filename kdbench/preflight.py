@@ -150,17 +150,18 @@ def _weights_problem(architecture: str, keys: list[str]) -> str:
             "initialisation: the teacher then learns from the data set alone)")
 
 
-def missing_inputs(config: dict, probe=reachable) -> list[str]:
+def missing_inputs(config: dict, probe=reachable, done: set[str] = frozenset()) -> list[str]:
     """Every input this config needs that is neither on disk nor downloadable from here, with its fix.
 
     Empty when the run can start. `probe(hosts) -> {host: reachable}` is asked only about hosts a
-    missing file would be downloaded from (tests replace it).
+    missing file would be downloaded from (tests replace it). `done` names what needs no input any more:
+    "data" when the data set file exists, a teacher's name when its checkpoint does.
     """
-    problems, downloads = _data_needs(config.get("data") or {})
+    problems, downloads = _data_needs(config.get("data") or {}) if "data" not in done else ([], [])
     default_weights = (config.get("model") or {}).get("weights", "imagenet")  # the older config shape
     weights_wanted: dict[str, list[str]] = {}  # architecture -> teacher keys needing its ImageNet file
     for name, teacher in (config.get("teachers") or {}).items():
-        if teacher is not None:  # a preset drops a teacher by setting it to null
+        if teacher is not None and name not in done:  # a preset drops a teacher by setting it to null
             found, needed = _weights_needs(name, teacher, default_weights)
             problems += found
             for architecture, key in needed:

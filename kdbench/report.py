@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from kdbench import plots, stats
+from kdbench import methods, plots, stats
 from kdbench.runs import label
 
 # Test accuracies (%) the reference notebook reported: 10,000 train / 2,000 test images, 256 px, 5 epochs,
@@ -305,10 +305,21 @@ def sweep_grids(results: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, tuple]]:
 
 
 def write_figures(results: pd.DataFrame, histories: dict[str, pd.DataFrame], paths: dict[str, str]) -> None:
-    """accuracy_vs_cost and training_curves PNGs, and the sweep heat map when its path is given."""
+    """accuracy_vs_cost and training_curves PNGs, and the sweep heat map when its path is given.
+
+    The training curves show the teachers, the baselines and the selected setting of each method (all of a
+    sweep's settings would make the figure unreadable); `histories` is keyed by run id.
+    """
     table = aggregate(results)
-    plots.accuracy_vs_cost_png(table.assign(config=table["label"]), paths["accuracy_vs_cost"])
-    plots.training_curves_png(histories, paths["training_curves"])
+    plots.accuracy_vs_cost_png(table, paths["accuracy_vs_cost"], label_column="label", group_column="role")
+    shown = set(select_settings(results).values()) | set(table.loc[table["role"] != "distilled", "config"])
+    labels = table.set_index("config")["label"]
+    several_seeds = results.groupby("config")["seed"].transform("nunique") > 1
+    curves = {labels[run["config"]] + (f" (seed {run['seed']})" if many else ""): histories[run["id"]]
+              for run, many in zip(results.to_dict("records"), several_seeds) if run["config"] in shown}
+    terms = sorted({f"{term}_loss" for method in results["method"] if method
+                    for term in methods.get(method).TERMS if term != "hard"})
+    plots.training_curves_png(curves, paths["training_curves"], distillation_terms=terms)
     if paths.get("sweep_heatmap"):
         grids = sweep_grids(results)
         plots.sweep_heatmap_png({name: grid for name, (grid, _) in grids.items()},

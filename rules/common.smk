@@ -5,10 +5,11 @@ import shlex
 import sys
 
 from snakemake.settings.types import DeploymentMethod
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)
-from kdbench import methods
+from kdbench import methods, preflight
 from kdbench.config import config_errors, normalise
 from kdbench.runs import code_hash, expand, present
 
@@ -202,6 +203,15 @@ CODE = {
     ],
 }
 CODE_HASH = {rule: code_hash(workflow.basedir, paths) for rule, paths in CODE.items()}
+
+
+def check_inputs():
+    """Stop before any job when an input the remaining jobs need is missing (kdbench.preflight)."""
+    done = {"data"} if os.path.exists(DATA) else set()
+    done |= {name for name in TEACHERS if os.path.exists(model_file(f"teacher-{name}"))}
+    problems = preflight.missing_inputs(config, done=done)
+    if problems:
+        raise WorkflowError(preflight.report(problems))
 
 
 def user_file(path):

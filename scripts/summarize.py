@@ -53,9 +53,7 @@ def main() -> None:
     results = report.results_table(table, records)
     figure_paths = {"accuracy_vs_cost": args.accuracy_vs_cost, "training_curves": args.training_curves,
                     "sweep_heatmap": args.sweep_heatmap}
-    labels = report.aggregate(results).set_index("config")["label"]
-    histories = {f"{labels[config]} (seed {seed})" if (table["config"] == config).sum() > 1 else labels[config]:
-                 read_history(path) for config, seed, path in zip(table["config"], table["seed"], args.histories)}
+    histories = {run_id: read_history(path) for run_id, path in zip(ids, args.histories)}
     report.write_figures(results, histories, figure_paths)
 
     here = os.path.dirname(os.path.abspath(args.out))
