@@ -1,4 +1,4 @@
-# kdbench: knowledge distillation on CIFAR-10, end to end. Setup only; the rules live in rules/.
+# kdbench: knowledge distillation benchmarked end to end. Setup only; the rules live in rules/.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -18,9 +18,10 @@ include: "rules/evaluate.smk"
 include: "rules/report.smk"
 
 
-# On a cluster these run on the submit host: fetch_data may need the internet, summarize takes a second.
+# On a cluster these run on the submit host: fetch_data may need the internet, the others take a second.
 localrules:
     fetch_data,
+    runs_table,
     summarize,
 
 
@@ -32,14 +33,14 @@ rule all:
 
 rule teachers:
     input:
-        [model_file(name) for name in TEACHERS],
+        [model_file(model) for model in TEACHER_IDS],
 
 
 rule students:
     input:
-        [model_file(name) for name in STUDENTS],
+        [model_file(model) for model in STUDENT_IDS],
 
 
 rule evaluation:
     input:
-        [metrics_file(name) for name in TEACHERS + STUDENTS],
+        [metrics_file(model) for model in RUNS.index],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import signal
@@ -13,6 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep step logs readable; e
 
 from kdbench import KdbenchError  # noqa: E402
 from kdbench.hardware import JIT_COMPILE, PRECISIONS  # noqa: E402
+from kdbench.io import no_space, no_space_message  # noqa: E402
 
 
 class Stopped(KeyboardInterrupt):
@@ -26,6 +28,7 @@ def _raise_stopped(signum, frame):
 def run(main: Callable[[], None]) -> None:
     """Run a script's main(); a KdbenchError becomes one 'error:' line and exit status 2.
 
+    So does a full disk (ENOSPC) anywhere: 'error: no space left writing <path>'.
     SIGTERM and Ctrl-C unwind like an exception, so no output is left half written (see io.atomic_path)
     and training keeps its resume state (see train.fit_resumable): exit status 128 + signal number.
     """
@@ -34,6 +37,13 @@ def run(main: Callable[[], None]) -> None:
         main()
     except KdbenchError as err:
         print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as err:  # a full disk under Keras, h5py or TensorFlow: one line, not a traceback
+        full = no_space(err)
+        if full is None:
+            raise
+        with contextlib.suppress(OSError):  # stderr may sit on the full disk too
+            print(f"error: {no_space_message(full.filename or 'a file (the disk is full)')}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt as err:
         signum = signal.SIGTERM if isinstance(err, Stopped) else signal.SIGINT
@@ -99,9 +109,8 @@ def add_training_args(parser) -> None:
 def resume_key(args, *inputs: str | None) -> dict:
     """What a resumed run must share with the run it resumes: every flag but threads and outputs, and
     the sha256 of each input file (so changed data or teacher logits never continue stale weights)."""
-    from kdbench.data import sha256_of
-
     from kdbench.hardware import resolve_precision
+    from kdbench.io import sha256_of
 
     flags = {key: value for key, value in vars(args).items()
              if key not in ("threads", "resume_dir", "model_out", "history_out", "info_out")}
@@ -114,4 +123,5 @@ def training_info(args, **extra) -> dict:
     """The run facts every training script records next to its checkpoint."""
     return {"upsample": args.upsample, "epochs": args.epochs, "batch_size": args.batch_size,
             "learning_rate": args.learning_rate, "seed": args.seed, "threads": args.threads,
-            "jit_compile": args.jit_compile, "deterministic": args.deterministic, **extra}
+            "jit_compile": args.jit_compile, "deterministic": args.deterministic,
+            "precision_requested": args.precision, **extra}

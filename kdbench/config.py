@@ -2,85 +2,112 @@
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 
 import jsonschema
 import yaml
 
-from kdbench import KdbenchError
-from kdbench.data import OFFICIAL_TEST_SIZE, OFFICIAL_TRAIN_SIZE, npz_shapes
+from kdbench import architectures, datasets, methods
+from kdbench.runs import present
+
+# JSON schema counts 5.0 as an integer; a float where an integer is meant would reach a script as "5.0".
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)))
+
+
+def normalise(config: dict) -> None:
+    """In place: drop entries a preset switched off (null) and expand ~ in the paths a user gives."""
+    for section in (config.get("teachers"), config.get("students"), config.get("distillation", {}).get("methods")):
+        if isinstance(section, dict):
+            for name in [name for name, entry in section.items() if entry is None]:
+                del section[name]
+    if config.get("data", {}).get("path"):
+        config["data"]["path"] = os.path.expanduser(config["data"]["path"])
+    for teacher in present(config.get("teachers")).values():
+        if isinstance(teacher, dict) and teacher.get("weights") not in (None, "imagenet"):
+            teacher["weights"] = os.path.expanduser(str(teacher["weights"]))
 
 
 def config_errors(config: dict, schema_path: str | Path) -> list[str]:
     """Every schema violation and cross-key problem in `config`, one readable line each (empty when valid)."""
     schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = jsonschema.Draft202012Validator(schema)
-    messages = []
-    for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
+    messages = _non_finite(config)
+    for error in sorted(_Validator(schema).iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
         key = ".".join(map(str, error.absolute_path)) or "(top level)"
-        if error.validator == "additionalProperties":
-            allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        if error.validator == "additionalProperties" and "properties" in error.schema:
+            allowed = ", ".join(sorted(error.schema["properties"]))
             messages.append(f"{key}: {error.message}; allowed keys: {allowed}")
-        elif error.validator == "oneOf":
-            messages.append(f"{key}: {error.instance!r} is neither a valid single value nor a list of them "
-                            f"({' or '.join(_describe(s, schema) for s in error.schema['oneOf'])})")
         else:
             messages.append(f"{key}: {error.message}")
-    return messages or _cross_key_errors(config)  # cross-key checks need a config of the right shape
+    return messages or _cross_key_errors(config)
+
+
+def _non_finite(value, key: str = "") -> list[str]:
+    """NaN and infinity pass JSON-schema bounds checks (every comparison with NaN is false): refuse them."""
+    if isinstance(value, dict):
+        return [m for k, v in value.items() for m in _non_finite(v, f"{key}.{k}" if key else str(k))]
+    if isinstance(value, list):
+        return [m for i, v in enumerate(value) for m in _non_finite(v, f"{key}[{i}]")]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{key}: {value} is not a finite number"]
+    return []
 
 
 def _cross_key_errors(config: dict) -> list[str]:
-    """Checks the schema cannot express: conflicting keys, paths that must exist, sizes the data must hold."""
+    """Checks the schema cannot express: registry names, method settings, conflicting keys, paths."""
     messages = []
-    if config["student"].get("augment") and config["distillation"]["soft_targets"] == "cached":
-        messages.append("student.augment: true needs distillation.soft_targets: online; cached teacher logits "
-                        "are computed once on unaugmented images and would not match the augmented ones")
-    data = config["data"]
-    source, path = data["source"], data.get("path")
-    if source in ("archive", "npz"):
-        wanted = "cifar-10-python.tar.gz or its extracted folder" if source == "archive" else "an .npz file"
-        if not path:
-            messages.append(f"data.path: missing; data.source: {source} needs data.path pointing at {wanted}")
-        elif not Path(path).exists() or (source == "npz" and not Path(path).is_file()):
-            messages.append(f"data.path: '{path}' does not exist (relative paths start in the working "
-                            f"directory); data.source: {source} needs {wanted}")
-        elif source == "npz":
-            try:
-                shapes = npz_shapes(path)
-            except KdbenchError as err:
-                messages.append(f"data.path: {err}")
-            else:
-                messages += _size_errors(data, shapes.get("x_train", (0,))[0], shapes.get("x_test", (0,))[0],
-                                         f"in {path}")
-    elif path:
-        messages.append(f"data.path: '{path}' is set but data.source is {source}, which ignores it; "
-                        "set data.source: archive or npz to use the file, or remove data.path")
-    if source in ("download", "archive"):
-        messages += _size_errors(data, OFFICIAL_TRAIN_SIZE, OFFICIAL_TEST_SIZE, "in CIFAR-10")
-    weights = config["model"]["weights"]
-    if weights not in (None, "imagenet") and not Path(weights).is_file():
-        messages.append(f"model.weights: '{weights}' is not a file; allowed: imagenet, null (random init) "
-                        "or the path to resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    teachers, students = present(config["teachers"]), present(config["students"])
+    method_settings = present(config["distillation"]["methods"])
+    if not students:
+        messages.append("students: no student left; name at least one (e.g. resnet18: {architecture: resnet18, "
+                        "learning_rate: 1.0e-3})")
+    for name, entry in {**{f"teachers.{k}": v for k, v in teachers.items()},
+                        **{f"students.{k}": v for k, v in students.items()}}.items():
+        if entry["architecture"] not in architectures.ARCHITECTURES:
+            messages.append(f"{name}.architecture: '{entry['architecture']}' is not a known architecture; "
+                            f"allowed: {', '.join(sorted(architectures.ARCHITECTURES))}")
+        elif name.startswith("teachers.") and not getattr(architectures.get(entry["architecture"]), "TEACHER", False):
+            teacher_kinds = [a for a, m in architectures.ARCHITECTURES.items() if getattr(m, "TEACHER", False)]
+            messages.append(f"{name}.architecture: '{entry['architecture']}' cannot be a teacher (it has no "
+                            f"backbone and head); teacher architectures: {', '.join(teacher_kinds)}")
+    for name, entry in teachers.items():
+        if entry.get("cache_features") and entry["train_backbone"]:
+            messages.append(f"teachers.{name}.cache_features: true needs train_backbone: false (a trained "
+                            "backbone changes every step, so its features cannot be computed once)")
+        messages += _path_errors(f"teachers.{name}.weights", entry["weights"], "imagenet")
+    for method, settings in method_settings.items():
+        if method not in methods.METHODS:
+            messages.append(f"distillation.methods.{method}: unknown method; allowed: "
+                            f"{', '.join(sorted(methods.METHODS))}")
+            continue
+        messages += [f"distillation.methods.{method}.{m}" for m in methods.settings_errors(method, settings)]
+    cached_logits = config["distillation"]["soft_targets"] == "cached" and any(
+        methods.get(m).NEEDS == "logits" for m in method_settings if m in methods.METHODS)
+    for name, entry in students.items():
+        if entry.get("augment") and cached_logits and teachers:
+            messages.append(f"students.{name}.augment: true needs distillation.soft_targets: online; cached "
+                            "teacher logits are computed once on unaugmented images and would not match")
+    messages += _data_errors(config["data"])
     return messages
 
 
-def _size_errors(data: dict, train_images: int, test_images: int, where: str) -> list[str]:
-    """Training and validation images both come from the training images; test images from the test set."""
-    messages = []
-    train, val = data["train_size"], data.get("val_size", 0)
-    if train + val > train_images:
-        messages.append(f"data.train_size + data.val_size: {train} + {val} = {train + val} is more than the "
-                        f"{train_images} training images {where}; allowed: a sum up to {train_images}")
-    if data["test_size"] > test_images:
-        messages.append(f"data.test_size: {data['test_size']} is more than the {test_images} test images {where}; "
-                        f"allowed: 1 to {test_images}")
-    return messages
+def _path_errors(key: str, path, keyword: str | None = None) -> list[str]:
+    """A user's file must exist, and must not sit among the workflow's outputs (Snakemake deletes those)."""
+    if path in (None, keyword):
+        return []
+    if Path("results").resolve() in Path(path).resolve().parents:
+        return [f"{key}: '{path}' is inside results/, where the workflow writes (and deletes) its outputs; "
+                "move the file elsewhere, e.g. data/"]
+    if not Path(path).exists():
+        return [f"{key}: '{path}' does not exist (relative paths start in the working directory)"]
+    return []
 
 
-def _describe(subschema: dict, root: dict) -> str:
-    """Plain words for a (possibly $ref'd) schema: 'a list of number, minimum 0, maximum 1'."""
-    if "$ref" in subschema:
-        subschema = root["$defs"][subschema["$ref"].rsplit("/", 1)[-1]]
-    if subschema.get("type") == "array":
-        return "a list of " + _describe(subschema.get("items", {}), root)
-    return ", ".join(f"{key} {value}" for key, value in subschema.items())
+def _data_errors(data: dict) -> list[str]:
+    """The data set's own checks, and a data.path that Snakemake would treat as one of its outputs."""
+    inside_results = [m for m in _path_errors("data.path", data.get("path")) if "inside results/" in m]
+    return inside_results or datasets.config_errors(data)

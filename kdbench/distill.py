@@ -1,4 +1,5 @@
-"""Hinton knowledge distillation on logits, with the teacher's soft targets cached or computed online."""
+"""The one Distiller every method trains with: student (+ tapped stages) against the teacher's logits
+(cached, or computed online) and, for feature methods, the teacher's stage outputs (online)."""
 
 from __future__ import annotations
 
@@ -8,26 +9,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kdbench import KdbenchError
-from kdbench.data import NUM_CLASSES
-
-HARD_LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+from kdbench import KdbenchError, architectures, methods
 
 
-def kd_loss(labels, student_logits, teacher_logits, alpha: float, temperature: float):
-    """alpha * CE(labels, student) + (1 - alpha) * T^2 * KL(softmax(teacher/T) || softmax(student/T)).
-
-    Returns (total, hard, soft) as scalars averaged over the batch.
-    """
-    hard = HARD_LOSS(labels, student_logits)
-    # Pass a KLDivergence instance: with the default string 'kl_divergence', Keras 3.15 skips the softmax
-    # and the T^2 factor (its isinstance check misses the function that the string resolves to).
-    soft_loss = keras.distillation.LogitsDistillation(temperature, loss=keras.losses.KLDivergence())
-    soft = soft_loss.compute_loss(teacher_logits, student_logits)
-    return alpha * hard + (1.0 - alpha) * soft, hard, soft
-
-
-def load_teacher_logits(path: str | os.PathLike, num_images: int, num_classes: int = NUM_CLASSES) -> np.ndarray:
+def load_teacher_logits(path: str | os.PathLike, num_images: int, num_classes: int) -> np.ndarray:
     """Cached teacher logits, checked: one finite row of `num_classes` per training image."""
     try:
         logits = np.load(path, allow_pickle=False)
@@ -43,42 +28,80 @@ def load_teacher_logits(path: str | os.PathLike, num_images: int, num_classes: i
 
 
 class Distiller(keras.Model):
-    """Trains `student` with kd_loss; the teacher (when given) only runs in inference mode and never updates.
+    """Trains `student` with `method`'s loss terms; the teacher only runs in inference mode and never updates.
 
-    The targets `y` are a dict: {"label": int labels, "teacher_logits": cached logits}. With an online
-    `teacher`, "teacher_logits" is ignored and the teacher runs on every batch instead.
+    Targets `y` are a dict: {"label": int labels, "teacher_logits": cached logits}. With an online
+    `teacher`, "teacher_logits" is ignored and the teacher runs on every batch. Feature methods need the
+    online teacher and both architectures' names (to tap their stages). Trainable pieces of a method
+    (e.g. a FitNets connector) train with the student and are not part of it: save `distiller.student`.
     """
 
-    def __init__(self, student: keras.Model, alpha: float, temperature: float,
-                 teacher: keras.Model | None = None, **kwargs):
+    def __init__(self, student: keras.Model, method: str, settings: dict, teacher: keras.Model | None = None,
+                 student_architecture: str | None = None, teacher_architecture: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.student = student
         self.teacher = teacher
         if teacher is not None:
             teacher.trainable = False
-        self.alpha = float(alpha)
-        self.temperature = float(temperature)
-        self.hard_loss_tracker = keras.metrics.Mean(name="hard_loss")
-        self.soft_loss_tracker = keras.metrics.Mean(name="soft_loss")
+        self.method = methods.get(method)
+        self.settings = dict(settings)
+        self.pairs = self.method.stage_pairs(self.settings) if self.method.NEEDS == "features" else []
+        self.connectors = []
+        if self.pairs:
+            if teacher is None or not (student_architecture and teacher_architecture):
+                raise KdbenchError(f"method '{method}' needs the teacher's features: run the teacher online "
+                                   "and name both architectures")
+            self.student_taps = architectures.get(student_architecture).stage_model(
+                student, [s for s, _ in self.pairs])
+            self.teacher_taps = architectures.get(teacher_architecture).stage_model(
+                teacher, [t for _, t in self.pairs])
+            if hasattr(self.method, "connectors"):
+                self.connectors = self.method.connectors(
+                    self.settings, [tuple(o.shape[1:]) for o in self.student_taps.outputs[1:]],
+                    [tuple(o.shape[1:]) for o in self.teacher_taps.outputs[1:]])
+        # 0-based index of the epoch being trained, for methods with a schedule (set by EpochCounter)
+        self.epoch = keras.Variable(0.0, trainable=False, dtype="float32", name="epoch")
+        self.term_trackers = {term: keras.metrics.Mean(name=f"{term}_loss") for term in self.method.TERMS}
         self.accuracy_metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
 
     def call(self, inputs, training=False):
+        if self.pairs:
+            return self.student_taps(inputs, training=training)
         return self.student(inputs, training=training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        teacher_logits = self.teacher(x, training=False) if self.teacher is not None else y["teacher_logits"]
-        total, hard, soft = kd_loss(y["label"], y_pred, teacher_logits, self.alpha, self.temperature)
+        features = {}
+        if self.pairs:
+            student_logits, *student_features = y_pred
+            teacher_logits, *teacher_features = self.teacher_taps(x, training=False)
+            features = {"student_features": student_features, "teacher_features": teacher_features,
+                        "connectors": self.connectors}
+        else:
+            student_logits = y_pred
+            teacher_logits = self.teacher(x, training=False) if self.teacher is not None else y["teacher_logits"]
+        terms = self.method.loss_terms(self.settings, y["label"], student_logits, teacher_logits,
+                                       epoch=self.epoch, **features)
         # Under tf.distribute, Keras losses come back divided by the replica count (so that summed
         # gradients average over the global batch); undo that for the logged values, as Keras does for `loss`.
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        self.hard_loss_tracker.update_state(hard * replicas)
-        self.soft_loss_tracker.update_state(soft * replicas)
+        for term, value in terms.items():
+            self.term_trackers[term].update_state(value * replicas)
+        total = None
+        for value in terms.values():
+            total = value if total is None else total + value
         return total
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        self.accuracy_metric.update_state(y["label"], y_pred)
+        self.accuracy_metric.update_state(y["label"], y_pred[0] if self.pairs else y_pred)
         return self.get_metrics_result()
 
     @property
     def metrics(self):
-        return [*super().metrics, self.hard_loss_tracker, self.soft_loss_tracker, self.accuracy_metric]
+        return [*super().metrics, *self.term_trackers.values(), self.accuracy_metric]
+
+
+class EpochCounter(keras.callbacks.Callback):
+    """Tells the Distiller which epoch it trains (a resumed run starts at its next epoch)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.epoch.assign(float(epoch))

@@ -9,7 +9,6 @@ from sklearn.metrics import (accuracy_score, classification_report, confusion_ma
                              precision_recall_fscore_support)
 
 from kdbench import KdbenchError
-from kdbench.data import CLASS_NAMES
 
 
 def check_finite(logits: np.ndarray, model_path: str) -> np.ndarray:
@@ -27,7 +26,7 @@ def classification_metrics(labels: np.ndarray, logits: np.ndarray) -> dict:
     predictions = logits.argmax(axis=1)
     log_probs = log_softmax(logits.astype(np.float64), axis=1)
     precision, recall, f1, _ = precision_recall_fscore_support(
-        labels, predictions, labels=range(len(CLASS_NAMES)), average="macro", zero_division=0)
+        labels, predictions, labels=range(logits.shape[1]), average="macro", zero_division=0)
     return {
         "accuracy": float(accuracy_score(labels, predictions)),
         "loss": float(-log_probs[np.arange(len(labels)), labels].mean()),
@@ -38,19 +37,31 @@ def classification_metrics(labels: np.ndarray, logits: np.ndarray) -> dict:
     }
 
 
-def per_class_report(labels: np.ndarray, logits: np.ndarray) -> pd.DataFrame:
+def agreement(student_logits: np.ndarray, teacher_logits: np.ndarray) -> dict:
+    """Does the student agree with its teacher, not only with the labels (Stanton et al., NeurIPS 2021):
+    the share of images where both predict the same class, and mean KL(teacher || student) at T = 1."""
+    if student_logits.shape != teacher_logits.shape:
+        raise KdbenchError(f"teacher logits have shape {teacher_logits.shape}, the student's {student_logits.shape}: "
+                           "they are not on the same test images; rerun the teacher's evaluate step")
+    log_p = log_softmax(teacher_logits.astype(np.float64), axis=1)
+    log_q = log_softmax(student_logits.astype(np.float64), axis=1)
+    return {"top1_agreement": float((student_logits.argmax(axis=1) == teacher_logits.argmax(axis=1)).mean()),
+            "kl_teacher_student": float((np.exp(log_p) * (log_p - log_q)).sum(axis=1).mean())}
+
+
+def per_class_report(labels: np.ndarray, logits: np.ndarray, class_names: list[str]) -> pd.DataFrame:
     """scikit-learn's classification report as a table: one row per class plus the averages."""
     report = classification_report(np.asarray(labels).reshape(-1), logits.argmax(axis=1),
-                                   labels=range(len(CLASS_NAMES)), target_names=CLASS_NAMES,
+                                   labels=range(len(class_names)), target_names=class_names,
                                    output_dict=True, zero_division=0)
     return pd.DataFrame(report).T.rename_axis("class").reset_index()
 
 
-def confusion_table(labels: np.ndarray, logits: np.ndarray) -> pd.DataFrame:
+def confusion_table(labels: np.ndarray, logits: np.ndarray, class_names: list[str]) -> pd.DataFrame:
     """Confusion matrix with true classes as rows and predicted classes as columns."""
     matrix = confusion_matrix(np.asarray(labels).reshape(-1), logits.argmax(axis=1),
-                              labels=range(len(CLASS_NAMES)))
-    return pd.DataFrame(matrix, index=pd.Index(CLASS_NAMES, name="true"), columns=CLASS_NAMES)
+                              labels=range(len(class_names)))
+    return pd.DataFrame(matrix, index=pd.Index(class_names, name="true"), columns=class_names)
 
 
 def peak_memory_mb(benchmark_tsv: str) -> float | None:

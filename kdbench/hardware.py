@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +28,110 @@ def cpu_flags() -> set[str]:
     except OSError:
         pass
     return set()
+
+
+def gpu_count(timeout: float = 10.0) -> int:
+    """NVIDIA GPUs a job started from here can use, without importing TensorFlow (the Snakefile calls it).
+
+    Counts the `GPU n:` lines of `nvidia-smi -L` (0 where nvidia-smi is missing, fails or hangs), then
+    applies CUDA_VISIBLE_DEVICES as CUDA does: an empty value or `-1` hides every GPU, and the list stops
+    at its first entry that names no device. A GPU split into MIG instances counts as one.
+    """
+    executable = shutil.which("nvidia-smi")
+    if executable is None:
+        return 0
+    try:
+        listing = subprocess.run([executable, "-L"], capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    if listing.returncode != 0:
+        return 0
+    lines = listing.stdout.splitlines()
+    installed = sum(1 for line in lines if re.match(r"GPU \d+:", line))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return installed
+    uuids = re.findall(r"UUID: ((?:GPU|MIG)-[0-9A-Za-z-]+)", listing.stdout)
+    count = 0
+    for entry in (item.strip() for item in visible.split(",")):
+        if entry.isdigit() and int(entry) < installed:
+            count += 1
+        elif entry.startswith(("GPU-", "MIG-")) and any(uuid.startswith(entry) for uuid in uuids):
+            count += 1
+        else:  # CUDA ignores this entry and every one after it
+            break
+    return min(count, installed)
+
+
+def visible_gpus(timeout: float = 10.0) -> list[str]:
+    """The GPUs a job may use, as CUDA_VISIBLE_DEVICES names them (indices, or the entries given there)."""
+    count = gpu_count(timeout)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return [str(i) for i in range(count)]
+    return [entry.strip() for entry in visible.split(",")][:count]
+
+
+GPU_LOCKS_ENV = "KDBENCH_GPU_LOCKS"  # set by the workflow for local runs on a machine with GPUs
+_held_locks: list = []  # open lock files: the kernel releases them when this process ends, however it ends
+
+
+def claim_gpus(count: int = 1, lock_dir: str | Path | None = None, wait_seconds: float = 60.0) -> list[str]:
+    """Pin this process to `count` GPUs that no other job on this machine holds: sets CUDA_VISIBLE_DEVICES.
+
+    Snakemake limits how many GPU jobs run at once but does not say which GPU each may use, and
+    TensorFlow takes every GPU it sees. Each job therefore takes an exclusive lock (flock, released by
+    the kernel when the process ends, even on SIGKILL) on one file per GPU in `lock_dir` (machine-local:
+    the system's temporary folder) and hides the other GPUs. Call it before TensorFlow touches a GPU.
+    Waits up to `wait_seconds` for a GPU to come free (another workflow on the same machine may hold them).
+    """
+    gpus = visible_gpus()
+    if not gpus:
+        return []
+    if count > len(gpus):
+        raise KdbenchError(f"this job asks for {count} GPUs but this machine shows {len(gpus)}; lower the "
+                           "rule's gpu resource")
+    folder = Path(lock_dir or Path(tempfile.gettempdir()) / f"kdbench-gpu-locks-{os.getuid()}")
+    folder.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        taken = []
+        for gpu in gpus:
+            handle = open(folder / f"gpu-{re.sub(r'[^A-Za-z0-9_-]', '_', gpu)}.lock", "a")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                continue
+            taken.append((gpu, handle))
+            if len(taken) == count:
+                break
+        if len(taken) == count:
+            _held_locks.extend(handle for _, handle in taken)
+            claimed = [gpu for gpu, _ in taken]
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(claimed)
+            return claimed
+        for _, handle in taken:
+            handle.close()
+        if time.monotonic() >= deadline:
+            raise KdbenchError(f"no free GPU among {', '.join(gpus)} after {wait_seconds:.0f} s: other jobs hold "
+                               f"them (locks in {folder}); run fewer GPU jobs at once (--resources gpu=K)")
+        time.sleep(0.5)
+
+
+def claim_gpus_if_asked() -> list[str]:
+    """claim_gpus() when the workflow asked for it (local runs with GPUs set KDBENCH_GPU_LOCKS), else nothing.
+
+    The variable's value is the number of GPUs this job may take (the rule's gpu resource).
+    """
+    wanted = os.environ.get(GPU_LOCKS_ENV, "")
+    if not wanted or wanted == "0":
+        return []
+    try:
+        count = max(1, int(wanted))
+    except ValueError:
+        count = 1
+    return claim_gpus(count)
 
 
 def has_gpu() -> bool:

@@ -1,92 +1,119 @@
-"""Build results/summary.md, summary.csv and the summary figures from the evaluate step's files."""
+"""Build the summary (markdown + CSV) and its figures from the runs table and the evaluate step's files."""
 
 from __future__ import annotations
 
-import re
+import json
 
 import numpy as np
 import pandas as pd
 
 from kdbench import plots, stats
-from kdbench.sweep import select_settings, validation_grids
+from kdbench.runs import label
 
-# Test accuracies (%) the seed notebook reported: 10,000 train / 2,000 test images, 256 px, 5 epochs,
-# softmax outputs, KD at alpha 0.3 and T 7. Keyed by (kind, teacher).
-SEED_ACCURACY = {
-    ("teacher-frozen", None): 78.15,
-    ("teacher-finetuned", None): 63.80,
-    ("student-baseline", None): 64.09,
-    ("student-kd", "frozen"): 62.95,
-    ("student-kd", "finetuned"): 60.90,
+# Test accuracies (%) the reference notebook reported: 10,000 train / 2,000 test images, 256 px, 5 epochs,
+# softmax outputs, Hinton KD at alpha 0.3 and T 7, teachers named as in config.yaml. Keyed by
+# (role, teacher, method settings).
+REFERENCE_ACCURACY = {
+    ("teacher", "frozen", ""): 78.15,
+    ("teacher", "finetuned", ""): 63.80,
+    ("baseline", "", ""): 64.09,
+    ("distilled", "frozen", '{"alpha": 0.3, "temperature": 7.0}'): 62.95,
+    ("distilled", "finetuned", '{"alpha": 0.3, "temperature": 7.0}'): 60.90,
 }
-SEED_KD_SETTING = (0.3, 7.0)
+REFERENCE_SETUP = {"train_size": 10000, "test_size": 2000, "upsample": 8, "epochs": 5}
 
-# Columns of results/summary.csv, in order (documented in the README).
-RUN_COLUMNS = ["model", "config", "kind", "teacher", "alpha", "temperature", "seed", "test_accuracy",
-               "test_loss", "test_f1_macro", "val_accuracy", "params", "size_mb", "flops_per_image",
-               "latency_ms", "throughput_images_per_s", "train_seconds", "train_peak_rss_mb", "epochs_run"]
-NUMERIC_COLUMNS = RUN_COLUMNS[RUN_COLUMNS.index("test_accuracy"):]
-
-
-def config_name(model: str) -> str:
-    """A model's name without its seed: what is averaged over seeds."""
-    return re.sub(r"-s\d+$", "", model)
+RUN_COLUMNS = ["id", "config", "role", "architecture", "upsample", "student", "teacher", "method", "settings", "seed"]
+NUMERIC_COLUMNS = ["test_accuracy", "test_loss", "test_f1_macro", "val_accuracy", "top1_agreement",
+                   "kl_teacher_student", "params", "size_mb",
+                   "flops_per_image", "latency_ms", "throughput_images_per_s", "train_seconds",
+                   "train_peak_rss_mb", "epochs_run"]
 
 
-def runs_table(records: list[dict]) -> pd.DataFrame:
-    """One row per trained model (and seed), in the RUN_COLUMNS layout."""
+def results_table(runs: pd.DataFrame, records: dict[str, dict]) -> pd.DataFrame:
+    """The runs table joined with each run's metrics: one row per trained model."""
     rows = []
-    for record in records:
+    for run in runs.to_dict("records"):
+        record = records[run["id"]]
         train, cost = record["train"], record.get("cost", {})
-        rows.append({
-            "model": record["model"], "config": config_name(record["model"]), "kind": train["kind"],
-            "teacher": train.get("teacher"), "alpha": train.get("alpha"), "temperature": train.get("temperature"),
-            "seed": train["seed"], "test_accuracy": record["test"]["accuracy"], "test_loss": record["test"]["loss"],
-            "test_f1_macro": record["test"]["f1_macro"], "val_accuracy": record.get("val", {}).get("accuracy"),
-            "params": train["params"], "size_mb": cost.get("size_mb"), "flops_per_image": cost.get("flops_per_image"),
-            "latency_ms": cost.get("latency_ms"), "throughput_images_per_s": cost.get("throughput_images_per_s"),
-            "train_seconds": train["train_seconds"], "train_peak_rss_mb": cost.get("train_peak_rss_mb"),
-            "epochs_run": train["epochs_run"],
-        })
-    runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
-    runs[NUMERIC_COLUMNS] = runs[NUMERIC_COLUMNS].apply(pd.to_numeric)  # None (not measured) -> NaN
-    return runs
+        rows.append({**{key: run[key] for key in RUN_COLUMNS},
+                     "test_accuracy": record["test"]["accuracy"], "test_loss": record["test"]["loss"],
+                     "test_f1_macro": record["test"]["f1_macro"],
+                     "val_accuracy": record.get("val", {}).get("accuracy"),
+                     "top1_agreement": record.get("agreement", {}).get("top1_agreement"),
+                     "kl_teacher_student": record.get("agreement", {}).get("kl_teacher_student"),
+                     "params": train["params"],
+                     "size_mb": cost.get("size_mb"), "flops_per_image": cost.get("flops_per_image"),
+                     "latency_ms": cost.get("latency_ms"),
+                     "throughput_images_per_s": cost.get("throughput_images_per_s"),
+                     "train_seconds": train["train_seconds"], "train_peak_rss_mb": cost.get("train_peak_rss_mb"),
+                     "epochs_run": train["epochs_run"]})
+    table = pd.DataFrame(rows, columns=RUN_COLUMNS + NUMERIC_COLUMNS)
+    table[NUMERIC_COLUMNS] = table[NUMERIC_COLUMNS].apply(pd.to_numeric)  # None (not measured) -> NaN
+    return table
 
 
-def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean, standard deviation (ddof 1; 0 for one seed) and n per config, in first-seen order."""
-    grouped = runs.groupby("config", sort=False)
-    table = grouped[["kind", "teacher", "alpha", "temperature"]].first()
+def mismatches(runs: pd.DataFrame, records: dict[str, dict], data_info: dict, expected: dict) -> list[str]:
+    """Where a run's own record disagrees with the config the summary is for (stale files from another config:
+    Snakemake's metadata, which would have rerun them, can be deleted by users)."""
+    problems = [f"the data set has {key} {data_info.get(key)!r}, the config asks for {expected[key]!r}"
+                for key in ("dataset", "train_size", "val_size", "test_size") if data_info.get(key) != expected[key]]
+    for run in runs.to_dict("records"):
+        train = records[run["id"]]["train"]
+        wanted = {"epochs": expected["epochs"], "batch_size": expected["batch_size"],
+                  "precision_requested": expected["precision"], "upsample": run["upsample"], "seed": run["seed"],
+                  "role": run["role"]}
+        if run["role"] == "distilled":
+            wanted.update(method=run["method"], settings=json.loads(run["settings"]))
+        problems += [f"{run['id']} was trained with {key} {train.get(key)!r}, the config asks for {value!r}"
+                     for key, value in wanted.items() if train.get(key) != value]
+    return problems
+
+
+def aggregate(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean, standard deviation (ddof 1; 0 for one seed) and n per config, in runs-table order."""
+    grouped = results.groupby("config", sort=False)
+    table = grouped[[c for c in RUN_COLUMNS if c not in ("id", "config", "seed")]].first()
     table["n"] = grouped.size()
-    means = grouped[NUMERIC_COLUMNS].mean()
-    stds = grouped[NUMERIC_COLUMNS].std(ddof=1).fillna(0.0)
-    table = table.join(means).join(stds.add_suffix("_std"))
-    return table.reset_index()
+    table = table.join(grouped[NUMERIC_COLUMNS].mean())
+    table = table.join(grouped[NUMERIC_COLUMNS].std(ddof=1).fillna(0.0).add_suffix("_std"))
+    table = table.reset_index()
+    table["label"] = [label(row) for row in table.to_dict("records")]
+    return table
 
 
-def seed_accuracy(row) -> float | None:
-    """The seed notebook's reported accuracy for the same kind of model, if it ran that setting."""
-    if row["kind"] == "student-kd" and (row["alpha"], row["temperature"]) != SEED_KD_SETTING:
-        return None
-    teacher = row["teacher"] if row["kind"] == "student-kd" else None
-    return SEED_ACCURACY.get((row["kind"], teacher))
+def select_settings(results: pd.DataFrame) -> dict[tuple[str, str, str], str]:
+    """The config chosen per (teacher, student, method): best mean validation accuracy over seeds.
+
+    Ties go to the config listed first in the runs table, so the choice is deterministic; test accuracy
+    is never looked at.
+    """
+    distilled = results[results["role"] == "distilled"]
+    means = distilled.groupby(["teacher", "student", "method", "config"], sort=False)["val_accuracy"].mean()
+    chosen = {}
+    for (teacher, student, method), group in means.groupby(level=[0, 1, 2], sort=False):
+        chosen[(teacher, student, method)] = group.droplevel([0, 1, 2]).fillna(-1.0).idxmax()
+    return chosen
 
 
-def compare_to_baseline(runs: pd.DataFrame, config: str, correct: dict[str, np.ndarray]) -> dict | None:
-    """KD config vs baseline: Welch over seeds when both have two or more, else paired over test images."""
-    kd = runs[runs["config"] == config]
-    base = runs[runs["kind"] == "student-baseline"]
-    if base.empty:
-        return None
-    if len(kd) >= 2 and len(base) >= 2:
-        return stats.welch_comparison(kd["test_accuracy"].tolist(), base["test_accuracy"].tolist())
-    common = sorted(set(kd["seed"]) & set(base["seed"]))
-    if not common:
-        return None
-    kd_model, base_model = (frame.loc[frame["seed"] == common[0], "model"].iloc[0] for frame in (kd, base))
-    if kd_model not in correct or base_model not in correct:
-        return None
-    return stats.paired_comparison(correct[kd_model], correct[base_model])
+def compare_to_baseline(results: pd.DataFrame, config: str, correct: dict[str, np.ndarray]) -> list[dict]:
+    """A distilled config against the baseline of the same student, seed by seed (same initial weights and
+    batch order): a paired t-test over two or more seeds, plus McNemar pooled over their test images; with
+    one seed, McNemar over its test images only."""
+    distilled = results[results["config"] == config].set_index("seed")
+    student = distilled["student"].iloc[0]
+    baseline = results[(results["role"] == "baseline") & (results["student"] == student)].set_index("seed")
+    seeds = sorted(set(distilled.index) & set(baseline.index))
+    comparisons = []
+    if len(seeds) >= 2:
+        comparisons.append(stats.paired_seed_comparison(distilled.loc[seeds, "test_accuracy"].tolist(),
+                                                        baseline.loc[seeds, "test_accuracy"].tolist()))
+    pairs = [(correct[distilled.loc[s, "id"]], correct[baseline.loc[s, "id"]]) for s in seeds
+             if distilled.loc[s, "id"] in correct and baseline.loc[s, "id"] in correct]
+    if len(pairs) == 1:
+        comparisons.append(stats.paired_comparison(*pairs[0]))
+    elif pairs:
+        comparisons.append(stats.pooled_mcnemar(pairs))
+    return comparisons
 
 
 def format_seconds(seconds: float) -> str:
@@ -96,6 +123,8 @@ def format_seconds(seconds: float) -> str:
 
 
 def _pm(mean: float, std: float, n: int, scale: float = 100, digits: int = 2) -> str:
+    if pd.isna(mean):
+        return ""
     return f"{scale * mean:.{digits}f}" + (f" ± {scale * std:.{digits}f}" if n > 1 else "")
 
 
@@ -103,136 +132,184 @@ def _optional(value, fmt: str) -> str:
     return "" if value is None or pd.isna(value) else format(value, fmt)
 
 
-def accuracy_markdown(table: pd.DataFrame) -> str:
-    rows = [{
-        "model": row["config"], "n": row["n"],
-        "test accuracy (%)": _pm(row["test_accuracy"], row["test_accuracy_std"], row["n"]),
-        "seed notebook (%)": _optional(seed_accuracy(row), ".2f"),
-        "val accuracy (%)": "" if pd.isna(row["val_accuracy"]) else
-        _pm(row["val_accuracy"], row["val_accuracy_std"], row["n"]),
-        "test loss": _pm(row["test_loss"], row["test_loss_std"], row["n"], scale=1, digits=3),
-        "macro F1": _pm(row["test_f1_macro"], row["test_f1_macro_std"], row["n"], scale=1, digits=3),
-    } for _, row in table.iterrows()]
-    return pd.DataFrame(rows).to_markdown(index=False, colalign=["left"] + ["right"] * 6)
+def _markdown(rows: list[dict]) -> str:
+    """A table whose cells are printed as written (tabulate would re-parse '12.00' into '12')."""
+    frame = pd.DataFrame(rows)
+    return frame.to_markdown(index=False, disable_numparse=True,
+                             colalign=["left"] + ["right"] * (len(frame.columns) - 1))
+
+
+def reference_matches(data_info: dict, results: pd.DataFrame, first_train: dict) -> bool:
+    """Whether this run has the reference notebook's data, sizes, resolution and epochs."""
+    facts = {"train_size": data_info.get("train_size"), "test_size": data_info.get("test_size"),
+             "upsample": int(results["upsample"].max()), "epochs": first_train.get("epochs")}
+    return (facts == REFERENCE_SETUP and set(results["upsample"]) == {8} and data_info.get("source") != "synthetic"
+            and data_info.get("dataset", "cifar10") == "cifar10")
+
+
+def accuracy_markdown(table: pd.DataFrame, with_reference: bool) -> str:
+    rows = []
+    with_agreement = table["top1_agreement"].notna().any()
+    for row in table.to_dict("records"):
+        cells = {"model": row["label"], "n": str(row["n"]),
+                 "test accuracy (%)": _pm(row["test_accuracy"], row["test_accuracy_std"], row["n"]),
+                 "val accuracy (%)": _pm(row["val_accuracy"], row["val_accuracy_std"], row["n"]),
+                 "test loss": _pm(row["test_loss"], row["test_loss_std"], row["n"], scale=1, digits=3),
+                 "macro F1": _pm(row["test_f1_macro"], row["test_f1_macro_std"], row["n"], scale=1, digits=3)}
+        if with_agreement:
+            cells["agreement with teacher (%)"] = _pm(row["top1_agreement"], row["top1_agreement_std"], row["n"])
+            cells["KL(teacher ‖ student)"] = _pm(row["kl_teacher_student"], row["kl_teacher_student_std"],
+                                                 row["n"], scale=1, digits=3)
+        if with_reference:
+            key = (row["role"], row["teacher"], row["settings"] if row["role"] == "distilled" else "")
+            cells["reference notebook (%)"] = _optional(REFERENCE_ACCURACY.get(key), ".2f")
+        rows.append(cells)
+    return _markdown(rows)
 
 
 def cost_markdown(table: pd.DataFrame) -> str:
-    rows = [{
-        "model": row["config"], "params": f"{int(row['params']):,}", "size (MB)": _optional(row["size_mb"], ".1f"),
-        "GFLOPs / image": _optional(row["flops_per_image"] / 1e9 if pd.notna(row["flops_per_image"]) else None,
-                                    ".2f"),
+    return _markdown([{
+        "model": row["label"], "params": f"{int(row['params']):,}", "size (MB)": _optional(row["size_mb"], ".1f"),
+        "GFLOPs / image": _optional(row["flops_per_image"] / 1e9, ".2f"),
         "latency, batch 1 (ms)": _optional(row["latency_ms"], ".1f"),
         "throughput (images/s)": _optional(row["throughput_images_per_s"], ".0f"),
         "training time": format_seconds(row["train_seconds"]),
         "training peak memory (MB)": _optional(row["train_peak_rss_mb"], ".0f"),
-    } for _, row in table.iterrows()]
-    return pd.DataFrame(rows).to_markdown(index=False, colalign=["left"] + ["right"] * 7)
+    } for row in table.to_dict("records")])
 
 
-def grid_markdown(grid: pd.DataFrame, selected: tuple[float, float] | None) -> str:
-    """Validation accuracy (%) with the selected cell marked * and the seed's setting marked (seed)."""
-    cells = {}
-    for temperature in grid.columns:
-        column = []
-        for alpha in grid.index:
-            value = grid.loc[alpha, temperature]
-            text = "" if pd.isna(value) else f"{100 * value:.2f}"
-            if (alpha, temperature) == selected:
-                text += " *"
-            if (alpha, temperature) == SEED_KD_SETTING:
-                text += " (seed)"
-            column.append(text)
-        cells[f"T={temperature:g}"] = column
-    frame = pd.DataFrame(cells, index=[f"alpha={a:g}" for a in grid.index])
-    return frame.to_markdown(colalign=["left"] + ["right"] * len(grid.columns))
+def sweep_markdown(table: pd.DataFrame, chosen: str) -> str:
+    """One row per setting of a swept method: its settings and mean validation accuracy; * marks the choice."""
+    rows = []
+    for row in table.to_dict("records"):
+        settings = json.loads(row["settings"])
+        rows.append({**{key: f"{value:g}" if isinstance(value, float) else str(value)
+                        for key, value in settings.items()},
+                     "val accuracy (%)": _pm(row["val_accuracy"], row["val_accuracy_std"], row["n"])
+                     + (" *" if row["config"] == chosen else "")})
+    return _markdown(rows)
 
 
-def run_header(title: str, data_info: dict, runs: pd.DataFrame, first_train: dict) -> list[str]:
-    """What was run: data, image size, schedule, KD setting, seeds, versions and device."""
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def run_header(title: str, description: str, data_info: dict, results: pd.DataFrame, trains: list[dict]) -> list[str]:
+    """What was run: data, image size, schedule, teachers, seeds, versions and device."""
     source = data_info["source"]
     if source == "synthetic":
         source = "synthetic (generated images, NOT CIFAR-10: numbers say nothing about real accuracy)"
     elif data_info.get("path"):
         source = f"{source} ({data_info['path']})"
-    seeds = sorted(runs.loc[runs["kind"] != "teacher-frozen", "seed"].unique().tolist())
+    seeds = sorted(results.loc[results["role"] != "teacher", "seed"].unique().tolist())
+    first_train = trains[0]
     versions = first_train["versions"]
-    return [
-        f"# kdbench summary: {title}", "",
-        f"- data: {source}; {data_info['train_size']:,} train / {data_info.get('val_size', 0):,} validation / "
-        f"{data_info['test_size']:,} test images",
-        f"- input: 32 px upsampled x{first_train['upsample']} to {32 * first_train['upsample']} px inside each model",
-        f"- training: {first_train['epochs']} epochs, batch {first_train['batch_size']}, Adam; teacher backbone "
-        f"weights: {first_train.get('weights', 'n/a')}; teachers trained once, students once per seed {seeds}",
-        f"- software: Python {versions['python']}, TensorFlow {versions['tensorflow']}, Keras {versions['keras']}",
-        f"- device: {first_train['device']}", "",
+    teachers = [f"{run['teacher']} ({run['architecture']}, {'fine-tuned' if train.get('train_backbone') else 'frozen'}"
+                f" backbone, weights: {'random init' if train.get('weights') in (None, 'None') else train['weights']})"
+                for run, train in zip(results.to_dict("records"), trains) if run["role"] == "teacher"]
+    lines = [f"# kdbench summary: {title}", ""]
+    if description:
+        lines += [description, ""]
+    lines += [
+        f"- data: {data_info.get('dataset', 'cifar10')} from {source}; {data_info['train_size']:,} train / "
+        f"{data_info.get('val_size', 0):,} validation / {data_info['test_size']:,} test images",
+        "- input: 32-px images, resized inside each model: " + ", ".join(
+            f"{architecture} {32 * factor} px" + (f" (x{factor})" if factor > 1 else "")
+            for architecture, factor in results[["architecture", "upsample"]].drop_duplicates().itertuples(index=False)),
+        f"- training: {_plural(first_train['epochs'], 'epoch')}, batch {first_train['batch_size']}, Adam, "
+        f"{first_train.get('precision', 'float32')}; teachers trained once, students once per seed {seeds}",
     ]
-
-
-def kd_sentences(runs: pd.DataFrame, selected: dict, correct: dict) -> list[str]:
-    """Selected setting per teacher (and the seed's setting, when swept but not selected) against the baseline."""
-    lines = []
-    for teacher, (alpha, temperature) in selected.items():
-        swept = runs[(runs["kind"] == "student-kd") & (runs["teacher"] == teacher)]
-        grid_size = len(swept[["alpha", "temperature"]].drop_duplicates())
-        why = "selected on validation accuracy" if grid_size > 1 else "the only setting run"
-        settings = [((alpha, temperature), why)]
-        if SEED_KD_SETTING != (alpha, temperature):
-            settings.append((SEED_KD_SETTING, "the seed's setting"))
-        for (a, t), why in settings:
-            config = f"student-kd-{teacher}-a{a:g}-t{t:g}"
-            if config not in set(runs["config"]):
-                continue
-            comparison = compare_to_baseline(runs, config, correct)
-            if comparison:
-                lines.append(f"- KD from the {teacher} teacher (alpha {a:g}, T {t:g}, {why}) vs the baseline: "
-                             f"{stats.describe(comparison)}.")
+    if teachers:
+        lines.append(f"- teachers: {'; '.join(teachers)}")
+    lines += [f"- software: Python {versions['python']}, TensorFlow {versions['tensorflow']}, Keras {versions['keras']}",
+              f"- device: {first_train['device']}", ""]
     return lines
 
 
-def build_summary(title: str, data_info: dict, records: list[dict], correct: dict[str, np.ndarray],
+def verdict_lines(results: pd.DataFrame, table: pd.DataFrame, chosen: dict, correct: dict) -> list[str]:
+    """The chosen setting of every teacher x student x method against that student's baseline."""
+    lines = []
+    labels = table.set_index("config")["label"]
+    for (teacher, student, method), config in chosen.items():
+        swept = results[(results["role"] == "distilled") & (results["teacher"] == teacher)
+                        & (results["student"] == student) & (results["method"] == method)]["config"].nunique()
+        why = f"selected on validation accuracy among {swept} settings" if swept > 1 else "the only setting run"
+        first, *others = compare_to_baseline(results, config, correct) or [None]
+        if first:
+            lines.append(f"- {labels[config]} ({why}) vs baseline {student}: {stats.describe(first)}.")
+            lines += [f"  - and {stats.describe(other)}." for other in others]
+    return lines
+
+
+def build_summary(title: str, description: str, data_info: dict, results: pd.DataFrame,
+                  records: dict[str, dict], correct: dict[str, np.ndarray],
                   figures: dict[str, str] | None = None) -> tuple[str, pd.DataFrame]:
     """The markdown document and the summary.csv table (runs plus per-config mean and std rows)."""
-    if not records:
-        raise ValueError("no metric files to summarise")
-    runs = runs_table(records)
-    table = aggregate(runs)
-    selected = select_settings(runs)
-    lines = run_header(title, data_info, runs, records[0]["train"])
-    lines += ["## Accuracy", "", "Mean ± standard deviation over seeds (n). 'seed notebook' is what the original "
-              "notebook reported for the same kind of model (10,000/2,000 images, 256 px, 5 epochs); it is "
-              "comparable only when this run uses that setting.", "", accuracy_markdown(table), ""]
-    sentences = kd_sentences(runs, selected, correct)
-    if sentences:
-        lines += ["## Does distillation beat the baseline?", "", *sentences, ""]
+    if results.empty:
+        raise ValueError("no runs to summarise")
+    table = aggregate(results)
+    chosen = select_settings(results)
+    first_train = records[results["id"].iloc[0]]["train"]
+    with_reference = reference_matches(data_info, results, first_train)
+    lines = run_header(title, description, data_info, results, [records[i]["train"] for i in results["id"]])
+    lines += ["## Accuracy", "", "Mean ± standard deviation over seeds (n)."
+              + (" Agreement: the share of test images where a distilled student predicts its teacher's class, "
+                 "and the mean KL divergence from the teacher's to the student's predictions (T = 1)."
+                 if results["top1_agreement"].notna().any() else "")
+              + (" 'reference notebook' is the accuracy the reference notebook reported for the same model "
+                 "and setting on the same data sizes, resolution and epochs." if with_reference else ""),
+              "", accuracy_markdown(table, with_reference), ""]
+    verdicts = verdict_lines(results, table, chosen, correct)
+    if verdicts:
+        lines += ["## Does distillation beat the baseline?", "", *verdicts, ""]
     lines += ["## Cost", "", "Latency and throughput are measured on this run's device by the evaluate step; "
               "training time and peak memory come from the training jobs.", "", cost_markdown(table), ""]
-    grids = validation_grids(runs)
-    if any(grid.size > 1 for grid in grids.values()):
-        lines += ["## Alpha x temperature sweep", "",
-                  "Validation accuracy (%), mean over seeds; * marks the setting selected on validation, whose "
-                  "test accuracy is the one reported above; (seed) marks alpha 0.3, T 7.", ""]
-        for teacher, grid in grids.items():
-            lines += [f"KD from the {teacher} teacher:", "", grid_markdown(grid, selected.get(teacher)), ""]
+    for (teacher, student, method), config in chosen.items():
+        swept = table[(table["role"] == "distilled") & (table["teacher"] == teacher)
+                      & (table["student"] == student) & (table["method"] == method)]
+        if len(swept) > 1:
+            lines += [f"## Sweep: {method}, {teacher} -> {student}", "",
+                      "Validation accuracy (%), mean over seeds; * marks the setting selected, whose test "
+                      "accuracy is the one compared with the baseline above.", "", sweep_markdown(swept, config), ""]
     if figures:
         lines += ["## Figures", ""] + [f"![{caption}]({path})" for caption, path in figures.items()] + [""]
-    return "\n".join(lines), summary_csv(runs, table)
+    return "\n".join(lines), summary_csv(results, table)
 
 
-def summary_csv(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+def summary_csv(results: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     """Rows per run (aggregate 'run') plus 'mean' and 'std' rows per config, with stable columns."""
-    keys = ["config", "kind", "teacher", "alpha", "temperature", "n"]
+    keys = [c for c in RUN_COLUMNS if c not in ("id", "seed")] + ["n"]
     means = table[keys + NUMERIC_COLUMNS].assign(aggregate="mean")
     stds = table[keys].join(table[[f"{c}_std" for c in NUMERIC_COLUMNS]].set_axis(NUMERIC_COLUMNS, axis=1))
-    combined = pd.concat([runs.assign(aggregate="run", n=1), means, stds.assign(aggregate="std")],
+    combined = pd.concat([results.assign(aggregate="run", n=1), means, stds.assign(aggregate="std")],
                          ignore_index=True)
-    combined["model"] = combined["model"].fillna(combined["config"])
-    return combined[["aggregate", "n", *RUN_COLUMNS]]
+    return combined[["aggregate", "n", *RUN_COLUMNS, *NUMERIC_COLUMNS]]
 
 
-def write_figures(records: list[dict], histories: dict[str, pd.DataFrame], paths: dict[str, str]) -> None:
-    """accuracy_vs_cost, training_curves and sweep_heatmap PNGs."""
-    runs = runs_table(records)
-    plots.accuracy_vs_cost_png(aggregate(runs), paths["accuracy_vs_cost"])
+def sweep_grids(results: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, tuple]]:
+    """Per teacher x student x method that swept exactly two settings: the grid of mean validation accuracy
+    (first setting on rows, second on columns) and the (row, column) of the selected setting."""
+    grids = {}
+    chosen = select_settings(results)
+    distilled = results[results["role"] == "distilled"]
+    for (teacher, student, method), group in distilled.groupby(["teacher", "student", "method"], sort=False):
+        settings = pd.DataFrame([json.loads(s) for s in group["settings"]], index=group.index)
+        swept = [column for column in settings.columns if settings[column].nunique() > 1]
+        if len(swept) != 2:
+            continue
+        grid = settings.assign(val_accuracy=group["val_accuracy"]).pivot_table(
+            index=swept[0], columns=swept[1], values="val_accuracy", aggfunc="mean")
+        best = settings[group["config"] == chosen[(teacher, student, method)]].iloc[0]
+        grids[f"{method}, {teacher} -> {student}"] = (grid, (best[swept[0]], best[swept[1]]))
+    return grids
+
+
+def write_figures(results: pd.DataFrame, histories: dict[str, pd.DataFrame], paths: dict[str, str]) -> None:
+    """accuracy_vs_cost and training_curves PNGs, and the sweep heat map when its path is given."""
+    table = aggregate(results)
+    plots.accuracy_vs_cost_png(table.assign(config=table["label"]), paths["accuracy_vs_cost"])
     plots.training_curves_png(histories, paths["training_curves"])
-    grids = validation_grids(runs)
-    plots.sweep_heatmap_png(grids, select_settings(runs), paths["sweep_heatmap"])
+    if paths.get("sweep_heatmap"):
+        grids = sweep_grids(results)
+        plots.sweep_heatmap_png({name: grid for name, (grid, _) in grids.items()},
+                                {name: cell for name, (_, cell) in grids.items()}, paths["sweep_heatmap"])

@@ -13,22 +13,24 @@ import keras
 import numpy as np
 import pandas as pd
 
-from kdbench import KdbenchError, models, train
+from kdbench import KdbenchError, architectures, train
 
 
-def backbone_features(teacher: keras.Model, x: np.ndarray, upsample: int, batch_size: int) -> np.ndarray:
+def backbone_features(teacher: keras.Model, architecture: str, x: np.ndarray, batch_size: int) -> np.ndarray:
     """Pooled backbone features of every image (float32), one forward pass each."""
-    features = models.feature_extractor(teacher, upsample).predict(x, batch_size=batch_size, verbose=0)
-    return np.asarray(features, dtype=np.float32)
+    extractor = architectures.get(architecture).features_model(teacher)
+    return np.asarray(extractor.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
 
 
-def fit_teacher(teacher: keras.Model, x: np.ndarray, y: np.ndarray, *, upsample: int, learning_rate: float,
+def fit_teacher(teacher: keras.Model, architecture: str, x: np.ndarray, y: np.ndarray, *, learning_rate: float,
                 batch_size: int, epochs: int, seed: int, resume_dir: str | Path, cache_features: bool,
-                jit_compile: bool | str = "auto", run_key: dict | None = None) -> tuple[pd.DataFrame, float]:
+                jit_compile: bool | str = "auto", run_key: dict | None = None,
+                validation: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[pd.DataFrame, float]:
     """Train `teacher` in place; returns its per-epoch history and the seconds spent computing features.
 
     cache_features: the frozen backbone runs once per image and only the head trains, on those features;
     the teacher keeps the trained head, so saving it gives the full model. run_key: see fit_resumable.
+    validation: (images, labels) scored after every epoch (val_accuracy, val_loss in the history).
     """
     def compile_(model):
         model.compile(optimizer=keras.optimizers.Adam(learning_rate), metrics=["accuracy"],
@@ -37,15 +39,22 @@ def fit_teacher(teacher: keras.Model, x: np.ndarray, y: np.ndarray, *, upsample:
     if not cache_features:
         compile_(teacher)
         train_ds = train.make_dataset(x, y, batch_size, shuffle=True, seed=seed)
-        return train.fit_resumable(teacher, train_ds, epochs, resume_dir, run_key=run_key), 0.0
+        scorers = [train.ValidationMetrics(teacher, *validation)] if validation else []
+        return train.fit_resumable(teacher, train_ds, epochs, resume_dir, run_key=run_key,
+                                   extra_callbacks=scorers), 0.0
     if teacher.get_layer("backbone").trainable:
-        raise KdbenchError("backbone features can be cached only for the frozen teacher: a trainable backbone "
+        raise KdbenchError("backbone features can be cached only for a frozen teacher: a trainable backbone "
                            "changes every step; drop --cache-features")
     start = time.perf_counter()
-    features = backbone_features(teacher, x, upsample, batch_size=max(batch_size, 128))
+    features = backbone_features(teacher, architecture, x, batch_size=max(batch_size, 128))
+    scorers = []
+    if validation:
+        val_features = backbone_features(teacher, architecture, validation[0], batch_size=max(batch_size, 128))
+        scorers = [train.ValidationMetrics(teacher.get_layer("head"), val_features, validation[1])]
     feature_seconds = time.perf_counter() - start
     print(f"computed backbone features of {len(x)} images once in {feature_seconds:.1f} s", flush=True)
     head = teacher.get_layer("head")
     compile_(head)
     train_ds = train.make_dataset(features, y, batch_size, shuffle=True, seed=seed)
-    return train.fit_resumable(head, train_ds, epochs, resume_dir, run_key=run_key), feature_seconds
+    return train.fit_resumable(head, train_ds, epochs, resume_dir, run_key=run_key,
+                               extra_callbacks=scorers), feature_seconds

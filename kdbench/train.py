@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import math
 import platform
@@ -18,6 +19,16 @@ import tensorflow as tf
 
 from kdbench import KdbenchError
 from kdbench.io import atomic_path, write_json
+
+
+def weights_digest(model: keras.Model) -> str:
+    """sha256 of a model's weights, in order: equal digests mean equal weights (paired runs start equal)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    return digest.hexdigest()
 
 
 def configure_runtime(threads: int, seed: int, deterministic: bool = True) -> None:
@@ -97,6 +108,86 @@ class EpochTimer(keras.callbacks.Callback):
                                "rate or check the input data")
 
 
+def _duration(seconds: float) -> str:
+    """12.3 -> '12s', 137 -> '2m17s', 4000 -> '1h06m'."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def dataset_batch_size(dataset) -> int | None:
+    """The batch size of a tf.data pipeline built by make_dataset (None where it cannot be read)."""
+    try:
+        while dataset is not None:
+            if getattr(dataset, "_batch_size", None) is not None:
+                return int(dataset._batch_size)
+            dataset = getattr(dataset, "_input_dataset", None)
+    except (TypeError, ValueError):  # a batch size held in a symbolic tensor
+        pass
+    return None
+
+
+class ProgressLogger(keras.callbacks.Callback):
+    """One plain line every `every_seconds` (and/or `every_batches`) inside an epoch: an epoch at the seed's
+    256 px takes minutes on a CPU, and Keras's verbose=2 prints only at its end. No carriage returns,
+    so the lines read the same in a log file as on a terminal.
+
+    Rates and the ETA leave out the epoch's first batch (it includes tracing the step). images/s counts
+    full batches of `batch_size` (the last, smaller batch of an epoch is counted as full); without a
+    batch size the line gives batches/s instead.
+    """
+
+    def __init__(self, every_seconds: float | None = 30.0, every_batches: int | None = None,
+                 batch_size: int | None = None, device: str | None = None, clock=time.perf_counter):
+        super().__init__()
+        self.every_seconds, self.every_batches = every_seconds, every_batches
+        self.batch_size, self.device, self.clock = batch_size, device, clock
+
+    def on_train_begin(self, logs=None):
+        if self.device:
+            print(f"training on {self.device}", flush=True)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        self.first_done = None  # (time, batches) once the first batch has finished
+        self.last_line = self.clock()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now, done = self.clock(), batch + 1
+        if self.first_done is None:
+            self.first_done = (now, done)
+        due = ((self.every_batches and done % self.every_batches == 0)
+               or (self.every_seconds is not None and now - self.last_line >= self.every_seconds))
+        if not due:
+            return
+        self.last_line = now
+        steps = self.params.get("steps")
+        parts = [f"epoch {self.epoch + 1}/{self.params.get('epochs', '?')}",
+                 f"batch {done}/{steps}" if steps else f"batch {done}"]
+        start, start_batches = self.first_done
+        if done > start_batches and now > start:
+            per_second = (done - start_batches) / (now - start)
+            parts.append(f"{per_second * self.batch_size:.1f} images/s" if self.batch_size
+                         else f"{per_second:.2f} batches/s")
+            if steps:
+                parts.append(f"epoch ETA {_duration((steps - done) / per_second)}")
+        loss = (logs or {}).get("loss")
+        if loss is not None:
+            parts.append(f"loss {float(loss):.4f}")
+        print(", ".join(parts), flush=True)
+
+
+def tensorboard_callback(log_dir: str | Path) -> keras.callbacks.Callback:
+    """Keras's TensorBoard logs (per epoch); TensorFlow 2.21 no longer installs the package that writes them."""
+    if importlib.util.find_spec("tensorboard") is None:
+        raise KdbenchError("TensorBoard logs need the tensorboard package: pip install -e '.[tensorboard]' "
+                           "(or turn the TensorBoard option off)")
+    return keras.callbacks.TensorBoard(str(log_dir))
+
+
 @contextlib.contextmanager
 def deferred_signals(signums=(signal.SIGTERM, signal.SIGINT)):
     """Hold SIGTERM/SIGINT back while the block runs, then deliver them: a stop never cuts a save in half."""
@@ -119,34 +210,59 @@ class _BackupAndRestore(keras.callbacks.BackupAndRestore):
             super().on_epoch_end(epoch, logs)
 
 
+def _unreadable_resume_state(resume_dir: Path) -> str | None:
+    """Why the backup in `resume_dir` cannot be resumed from (empty, truncated, inconsistent), else None."""
+    import h5py
+
+    backup = resume_dir / "backup"
+    try:
+        epoch = json.loads((backup / "training_metadata.json").read_text())["epoch"]
+        if not isinstance(epoch, int) or epoch < 1:
+            return f"backup/training_metadata.json records epoch {epoch!r}"
+        h5py.File(backup / "latest.weights.h5", "r").close()  # HDF5 refuses an empty or cut-off file here
+        epochs = pd.read_csv(resume_dir / "history.csv")["epoch"]
+        if not set(range(epoch)) <= set(epochs):
+            return f"history.csv lacks rows for epochs the backup has finished (up to {epoch})"
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:  # pandas' errors are ValueErrors
+        return f"it cannot be read ({type(err).__name__}: {err})"
+    return None
+
+
 def fit_resumable(model, train_ds, epochs: int, resume_dir: str | Path, run_key: dict | None = None,
-                  verbose: int = 2):
+                  verbose: int = 2, extra_callbacks=(), tensorboard_dir: str | Path | None = None):
     """model.fit with state in `resume_dir`: a killed or stopped run restarts from its last finished epoch.
 
     `resume_dir` must not be a declared Snakemake output (Snakemake deletes those when a job fails).
     State saved under a different `run_key` (other flags or inputs) is discarded, never continued.
+    tensorboard_dir: also write TensorBoard logs there (off by default).
     Returns the per-epoch history as a pandas DataFrame.
     """
     resume_dir = Path(resume_dir)
     history_path, key_path = resume_dir / "history.csv", resume_dir / "run.json"
     run_key = json.loads(json.dumps(run_key or {}, default=str))  # as it reads back from the file
     if (resume_dir / "backup").exists():
-        saved_key = json.loads(key_path.read_text()) if key_path.is_file() else None
-        if saved_key == run_key:
+        try:  # state cut off by a full disk or a kill is discarded, not tripped over on every rerun
+            saved_key = json.loads(key_path.read_text())
+            problem = None if saved_key == run_key else "it was saved by a run with other flags or inputs"
+            problem = problem or _unreadable_resume_state(resume_dir)
+        except (OSError, ValueError) as err:
+            problem = f"{key_path.name} cannot be read ({err})"
+        if problem is None:
             print(f"resuming from the last finished epoch saved in {resume_dir}", flush=True)
         else:
-            print(f"discarding the resume state in {resume_dir}: it was saved by a run with other flags "
-                  "or inputs; starting over", flush=True)
+            print(f"discarding the resume state in {resume_dir}: {problem}; starting over", flush=True)
             shutil.rmtree(resume_dir)
     if not (resume_dir / "backup").exists():
         resume_dir.mkdir(parents=True, exist_ok=True)
         history_path.unlink(missing_ok=True)
         write_json(key_path, run_key)
     callbacks = [  # the history row of an epoch is written before its backup: a rerun never misses a row
-        EpochTimer(),
+        EpochTimer(),  # first: epoch_seconds is training time only
+        ProgressLogger(batch_size=dataset_batch_size(train_ds), device=device_description()),
+        *extra_callbacks,  # before CSVLogger, so that what they add to an epoch's logs is written
         keras.callbacks.CSVLogger(str(history_path), append=True),
         _BackupAndRestore(str(resume_dir / "backup"), double_checkpoint=True),
-    ]
+    ] + ([tensorboard_callback(tensorboard_dir)] if tensorboard_dir else [])
     if not model.built:  # BackupAndRestore needs built weights to restore into
         model(next(iter(train_ds))[0])
     model.fit(train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
@@ -170,3 +286,19 @@ def save_training_outputs(model, history, model_path: str | Path, history_path: 
                          "keras": keras.__version__}}
     write_json(info_path, info)
     shutil.rmtree(resume_dir, ignore_errors=True)
+
+
+class ValidationMetrics(keras.callbacks.Callback):
+    """Adds `predictor`'s accuracy and cross-entropy on held-out images to every epoch's logs (val_accuracy,
+    val_loss): the per-epoch validation curve, for any model, without touching how it trains."""
+
+    def __init__(self, predictor: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 256):
+        super().__init__()
+        self.predictor, self.x, self.y, self.batch_size = predictor, x, np.asarray(y), batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        from scipy.special import log_softmax
+
+        logits = np.asarray(self.predictor.predict(self.x, batch_size=self.batch_size, verbose=0), np.float64)
+        logs["val_accuracy"] = float((logits.argmax(axis=1) == self.y).mean())
+        logs["val_loss"] = float(-log_softmax(logits, axis=1)[np.arange(len(self.y)), self.y].mean())

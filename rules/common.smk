@@ -1,4 +1,5 @@
-# Config validation and path helpers; no other Python lives in the rules.
+# Config validation, the runs table and path helpers; no other Python lives in the rules.
+import json
 import os
 import shlex
 import sys
@@ -7,92 +8,206 @@ from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)
-from kdbench.config import config_errors
+from kdbench import methods
+from kdbench.config import config_errors, normalise
+from kdbench.runs import code_hash, expand, present
 
 SCHEMA = f"{workflow.basedir}/schemas/config.schema.yaml"
+normalise(config)
 _errors = config_errors(config, SCHEMA)
 if _errors:
-    raise ValueError("invalid configuration (config.yaml + --configfile/--config):\n  " + "\n  ".join(_errors))
+    raise ValueError(
+        "invalid configuration (config.yaml + --configfile/--config):\n  "
+        + "\n  ".join(_errors)
+    )
 validate(config, SCHEMA)  # fills schema defaults
-
-
-def as_list(value):
-    return value if isinstance(value, list) else [value]
-
-
-def number_tag(value):
-    """Compact number for paths and names: 0.3 -> '0.3', 7.0 -> '7'."""
-    return f"{value:g}"
-
 
 # Every job runs scripts/ with the Python that runs Snakemake (its bin/ first on PATH), unless
 # --sdm conda gives each rule its own environment; kdbench is importable from the repository.
 _env = f"export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "  # {{ }}: shell format
-_env += f"export KDBENCH_SCRIPTS={shlex.quote(os.path.join(workflow.basedir, 'scripts'))}; "
+_env += (
+    f"export KDBENCH_SCRIPTS={shlex.quote(os.path.join(workflow.basedir, 'scripts'))}; "
+)
 if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
     _env += f"export PATH={shlex.quote(os.path.dirname(sys.executable))}:$PATH; "
 shell.prefix(_env)
 
-DATA = "results/data/cifar10.npz"
-DATA_INFO = "results/data/cifar10.json"
-SUMMARY = "results/summary.md"
-SEEDS = config["seeds"]
-TEACHER_SEED = SEEDS[0]
+RESULTS = f"results/{config['run_name']}"
+DATA = f"{RESULTS}/data/dataset.npz"
+DATA_INFO = f"{RESULTS}/data/dataset.json"
+RUNS_TSV = f"{RESULTS}/runs.tsv"
+SUMMARY = f"{RESULTS}/summary.md"
 
-TEACHERS = [f"teacher-{kind}" for kind in ("frozen", "finetuned")]
-BASELINES = [f"student-baseline-s{seed}" for seed in SEEDS]
-DISTILLED = [
-    f"student-kd-{kind}-a{number_tag(alpha)}-t{number_tag(temperature)}-s{seed}"
-    for kind in ("frozen", "finetuned")
-    for alpha in as_list(config["distillation"]["alpha"])
-    for temperature in as_list(config["distillation"]["temperature"])
-    for seed in SEEDS
-]
-STUDENTS = BASELINES + DISTILLED
-
-
-def model_file(name):
-    return f"results/models/{name}/model.keras"
-
-
-def metrics_file(name):
-    return f"results/eval/{name}/metrics.json"
+RUNS = expand(config).set_index("id", drop=False)
+TEACHER_IDS = RUNS.index[RUNS["role"] == "teacher"].tolist()
+STUDENT_IDS = RUNS.index[RUNS["role"] != "teacher"].tolist()
+TEACHERS = present(config["teachers"])
+# a heat map needs a method whose sweep varies exactly two settings
+HAS_GRID = any(
+    sum(
+        isinstance(value, list) and len(value) > 1
+        for value in (settings or {}).values()
+    )
+    == 2
+    for settings in present(config["distillation"]["methods"]).values()
+)
+STUDENTS = present(config["students"])
 
 
-def training_benchmark(name):
+def run(model):
+    """The runs-table row of a model id (a KeyError names an id the config does not define)."""
+    return RUNS.loc[model]
+
+
+def model_file(model):
+    return f"{RESULTS}/models/{model}/model.keras"
+
+
+def metrics_file(model):
+    return f"{RESULTS}/eval/{model}/metrics.json"
+
+
+def training_benchmark(model):
     """Snakemake's time/memory record of a training job; evaluate reads its peak memory."""
-    return f"results/benchmarks/train/{name}.tsv"
+    return f"{RESULTS}/benchmarks/train/{model}.tsv"
 
 
-def training_outputs(name):
+def training_outputs(model):
     """Declared outputs of a training job; its resume state sits outside them (Snakemake deletes failed outputs)."""
     return {
-        "model": model_file(name),
-        "history": f"results/models/{name}/history.csv",
-        "info": f"results/models/{name}/train.json",
+        "model": model_file(model),
+        "history": f"{RESULTS}/models/{model}/history.csv",
+        "info": f"{RESULTS}/models/{model}/train.json",
     }
 
 
-def training_flags(name):
+def training_flags(model):
     """Flags shared by every training script."""
+    train = config["train"]
     return (
-        f"--data {DATA} --upsample {config['model']['upsample']} "
-        f"--epochs {config['train']['epochs']} --batch-size {config['train']['batch_size']} "
-        f"--precision {config['train']['precision']} --jit-compile {str(config['train']['jit_compile']).lower()} "
-        f"--{'' if config['train']['deterministic'] else 'no-'}deterministic "
-        f"--resume-dir results/.resume/{name}"
+        f"--data {DATA} --upsample {run(model)['upsample']} "
+        f"--epochs {train['epochs']} --batch-size {train['batch_size']} "
+        f"--precision {train['precision']} --jit-compile {str(train['jit_compile']).lower()} "
+        f"--{'' if train['deterministic'] else 'no-'}deterministic "
+        f"--seed {run(model)['seed']} --resume-dir {RESULTS}/.resume/{model}"
+    )
+
+
+def teacher_id(model):
+    return f"teacher-{run(model)['teacher']}"
+
+
+def needs_online_teacher(model):
+    """Feature methods always see the teacher run; logit methods read cached logits unless told otherwise."""
+    row = run(model)
+    return (
+        methods.get(row["method"]).NEEDS == "features"
+        or config["distillation"]["soft_targets"] == "online"
     )
 
 
 def teacher_source(wildcards):
-    """Cached logits (computed once per teacher) or, for online KD, the teacher checkpoint itself."""
-    if config["distillation"]["soft_targets"] == "cached":
-        return f"results/logits/teacher-{wildcards.teacher}.npy"
-    return model_file(f"teacher-{wildcards.teacher}")
+    """Cached logits (computed once per teacher) or the teacher checkpoint, run online."""
+    if run(wildcards.model)["role"] != "distilled":
+        return []
+    if needs_online_teacher(wildcards.model):
+        return model_file(teacher_id(wildcards.model))
+    return f"{RESULTS}/logits/{teacher_id(wildcards.model)}.npy"
+
+
+def teacher_test_logits(wildcards):
+    """A distilled student is also scored on agreement with its teacher's test predictions."""
+    if run(wildcards.model)["role"] != "distilled":
+        return []
+    return f"{RESULTS}/eval/{teacher_id(wildcards.model)}/test_logits.npy"
+
+
+def student_flags(wildcards):
+    """The student's architecture and optimiser settings and, for a distilled run, its method and teacher."""
+    row = run(wildcards.model)
+    student = STUDENTS[row["student"]]
+    flags = f"--architecture {row['architecture']} --learning-rate {student['learning_rate']}"
+    flags += " --augment" if student.get("augment") else ""
+    if row["role"] == "distilled":
+        source = (
+            "--teacher-model"
+            if needs_online_teacher(wildcards.model)
+            else "--teacher-logits"
+        )
+        flags += (
+            f" --method {row['method']} --settings {shlex.quote(row['settings'])}"
+            f" --teacher-architecture {TEACHERS[row['teacher']]['architecture']} {source} {teacher_source(wildcards)}"
+        )
+    return flags
+
+
+def teacher_flags(wildcards):
+    """The teacher's architecture, weights, which parts train, and whether features are cached."""
+    entry = TEACHERS[run(wildcards.model)["teacher"]]
+    return (
+        f"--architecture {entry['architecture']} --learning-rate {entry['learning_rate']} "
+        f"--weights {shlex.quote(str(entry['weights'] or 'none'))} "
+        f"--{'' if entry['train_backbone'] else 'no-'}train-backbone "
+        f"--{'' if entry.get('cache_features') else 'no-'}cache-features"
+    )
+
+
+# The code each rule's script runs: a change to any of these files reruns that rule's jobs (a params trigger,
+# by content, since scripts called from shell: are invisible to Snakemake's own code trigger).
+_LIBRARY = [
+    "kdbench/__init__.py",
+    "kdbench/cli.py",
+    "kdbench/io.py",
+    "kdbench/hardware.py",
+    "kdbench/datasets/",
+]
+CODE = {
+    "fetch_data": ["scripts/fetch_data.py", *_LIBRARY],
+    "train_teacher": [
+        "scripts/train_teacher.py",
+        "kdbench/train.py",
+        "kdbench/teacher.py",
+        "kdbench/architectures/",
+        *_LIBRARY,
+    ],
+    "teacher_logits": [
+        "scripts/teacher_logits.py",
+        "kdbench/evaluate.py",
+        "kdbench/architectures/",
+        *_LIBRARY,
+    ],
+    "train_student": [
+        "scripts/train_student.py",
+        "kdbench/train.py",
+        "kdbench/distill.py",
+        "kdbench/methods/",
+        "kdbench/architectures/",
+        *_LIBRARY,
+    ],
+    "evaluate": [
+        "scripts/evaluate.py",
+        "kdbench/evaluate.py",
+        "kdbench/cost.py",
+        "kdbench/plots.py",
+        "kdbench/architectures/",
+        *_LIBRARY,
+    ],
+    "summarize": [
+        "scripts/summarize.py",
+        "kdbench/report.py",
+        "kdbench/stats.py",
+        "kdbench/plots.py",
+        "kdbench/runs.py",
+        *_LIBRARY,
+    ],
+}
+CODE_HASH = {rule: code_hash(workflow.basedir, paths) for rule, paths in CODE.items()}
+
+
+def user_file(path):
+    """A file the user points at, as a declared input (replacing it reruns what depends on it)."""
+    return [path] if path not in (None, "imagenet") and os.path.isfile(path) else []
 
 
 wildcard_constraints:
-    teacher="frozen|finetuned",
-    seed=r"\d+",
-    alpha=r"[0-9.e+-]+",
-    temperature=r"[0-9.e+-]+",
+    model=r"[A-Za-z0-9_.-]+",

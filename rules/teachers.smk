@@ -1,49 +1,48 @@
 rule train_teacher:
     input:
-        DATA,
-    output:
-        **training_outputs("teacher-{teacher}"),
-    params:
-        common=lambda wildcards: training_flags(f"teacher-{wildcards.teacher}"),
-        learning_rate=lambda wildcards: config["teachers"][wildcards.teacher]["learning_rate"],
-        weights=shlex.quote(str(config["model"]["weights"] or "none")),
-        cache=lambda wildcards: (
-            "--cache-features"
-            if wildcards.teacher == "frozen" and config["teachers"]["frozen"]["cache_features"]
-            else "--no-cache-features"
+        data=DATA,
+        weights=lambda wildcards: user_file(
+            TEACHERS[run(wildcards.model)["teacher"]]["weights"]
         ),
-        seed=TEACHER_SEED,
+    output:
+        **training_outputs("{model}"),
+    log:
+        f"{RESULTS}/logs/train/{{model}}.log",
+    benchmark:
+        training_benchmark("{model}")
+    wildcard_constraints:
+        model="teacher-[A-Za-z0-9_.-]+",
+    conda:
+        "../envs/kdbench.yaml"
     threads: config["threads"]
     resources:
         gpu=1,
-    log:
-        "results/logs/train/teacher-{teacher}.log",
-    benchmark:
-        training_benchmark("teacher-{teacher}")
-    conda:
-        "../envs/kdbench.yaml"
+    params:
+        code=CODE_HASH["train_teacher"],  # reruns the job when its code changes
+        common=lambda wildcards: training_flags(wildcards.model),
+        teacher=teacher_flags,
     shell:
-        "python \"$KDBENCH_SCRIPTS/train_teacher.py\" --kind {wildcards.teacher} --weights {params.weights} {params.cache} "
-        "{params.common} "
-        "--learning-rate {params.learning_rate} --seed {params.seed} --threads {threads} "
+        'python "$KDBENCH_SCRIPTS/train_teacher.py" {params.teacher} {params.common} --threads {threads} '
         "--model-out {output.model} --history-out {output.history} --info-out {output.info} > {log} 2>&1"
 
 
 rule teacher_logits:
     input:
         data=DATA,
-        model=model_file("teacher-{teacher}"),
+        model=model_file("{model}"),
     output:
-        "results/logits/teacher-{teacher}.npy",
+        f"{RESULTS}/logits/{{model}}.npy",
+    log:
+        f"{RESULTS}/logs/teacher_logits/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/teacher_logits/{{model}}.tsv"
+    conda:
+        "../envs/kdbench.yaml"
     threads: config["threads"]
     resources:
         gpu=1,
-    log:
-        "results/logs/teacher_logits/{teacher}.log",
-    benchmark:
-        "results/benchmarks/teacher_logits/{teacher}.tsv"
-    conda:
-        "../envs/kdbench.yaml"
+    params:
+        code=CODE_HASH["teacher_logits"],  # reruns the job when its code changes
     shell:
-        "python \"$KDBENCH_SCRIPTS/teacher_logits.py\" --data {input.data} --model {input.model} --threads {threads} "
+        'python "$KDBENCH_SCRIPTS/teacher_logits.py" --data {input.data} --model {input.model} --threads {threads} '
         "--out {output} > {log} 2>&1"

@@ -22,20 +22,24 @@ def main() -> None:
     parser.add_argument("--confusion-out", required=True, help="output CSV: confusion matrix (test)")
     parser.add_argument("--confusion-png", required=True, help="output PNG: confusion matrix (test)")
     parser.add_argument("--predictions-out", required=True, help="output CSV: label and prediction per test image")
+    parser.add_argument("--logits-out", help="output .npy: the model's logits on the test images")
+    parser.add_argument("--teacher-test-logits", help="a distilled student's teacher's test logits (.npy, written "
+                        "by the teacher's evaluate step): adds agreement with the teacher to the metrics")
     args = parser.parse_args()
 
+    import numpy as np
     import pandas as pd
 
-    from kdbench import cost, data, evaluate, models, plots, train
+    from kdbench import architectures, cost, datasets, evaluate, plots, train
     from kdbench.io import atomic_path, read_json, write_json
 
     train.configure_runtime(args.threads, seed=0)
     train_info = read_json(args.train_info)  # first: fail before any output is written
-    arrays = data.load_dataset(args.data)
-    model = models.load_model(args.model)
+    arrays = datasets.load_dataset(args.data)
+    model = architectures.load_model(args.model)
 
     def logits_on(split: str):
-        logits = model.predict(data.preprocess(arrays[f"x_{split}"]), batch_size=args.batch_size, verbose=0)
+        logits = model.predict(arrays[f"x_{split}"].astype("float32"), batch_size=args.batch_size, verbose=0)
         return evaluate.check_finite(logits, args.model)
 
     labels, logits = arrays["y_test"], logits_on("test")
@@ -43,11 +47,17 @@ def main() -> None:
                "test": evaluate.classification_metrics(labels, logits)}
     if len(arrays.get("x_val", [])):
         metrics["val"] = evaluate.classification_metrics(arrays["y_val"], logits_on("val"))
-    confusion = evaluate.confusion_table(labels, logits)
+    if args.teacher_test_logits:
+        metrics["agreement"] = evaluate.agreement(logits, np.load(args.teacher_test_logits, allow_pickle=False))
+    confusion = evaluate.confusion_table(labels, logits, arrays["class_names"])
     with atomic_path(args.per_class_out) as tmp:
-        evaluate.per_class_report(labels, logits).to_csv(tmp, index=False)
+        evaluate.per_class_report(labels, logits, arrays["class_names"]).to_csv(tmp, index=False)
     with atomic_path(args.confusion_out) as tmp:
         confusion.to_csv(tmp)
+    if args.logits_out:
+        with atomic_path(args.logits_out) as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, logits.astype(np.float32))
     with atomic_path(args.predictions_out) as tmp:
         pd.DataFrame({"label": labels, "prediction": logits.argmax(axis=1)}).to_csv(tmp, index_label="image")
     plots.confusion_matrix_png(confusion, f"{args.name}: test accuracy {100 * metrics['test']['accuracy']:.2f}%",

@@ -8,6 +8,8 @@ from kdbench import cli
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dataset", default="cifar10", choices=["cifar10", "cifar100"],
+                        help="which data set (its classes, official archive and checksum)")
     parser.add_argument("--source", required=True, choices=["download", "archive", "npz", "synthetic"],
                         help="download: Keras downloader; archive: cifar-10-python.tar.gz or its extracted "
                              "folder; npz: x_train/y_train/x_test/y_test arrays; synthetic: generated")
@@ -23,12 +25,12 @@ def main() -> None:
     parser.add_argument("--info-out", required=True, help="output JSON describing where the data came from")
     args = parser.parse_args()
 
-    from kdbench.data import fetch, save_dataset
+    from kdbench.datasets import fetch, save_dataset
     from kdbench.io import write_json
 
-    arrays, provenance = fetch(args.source, args.path, args.train_size, args.test_size, args.val_size,
+    arrays, provenance = fetch(args.dataset, args.source, args.path, args.train_size, args.test_size, args.val_size,
                                verify_checksum=not args.no_verify_checksum, seed=args.seed)
-    save_dataset(args.out, arrays)
+    save_dataset(args.out, arrays, provenance["class_names"])
     write_json(args.info_out, provenance)
     print(f"wrote {args.out}: {len(arrays['x_train'])} train / {len(arrays['x_val'])} validation / "
           f"{len(arrays['x_test'])} test images "

@@ -12,17 +12,17 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="teacher .keras checkpoint")
     parser.add_argument("--batch-size", type=cli.positive_int, default=128)
     parser.add_argument("--threads", type=cli.positive_int, default=1)
-    parser.add_argument("--out", required=True, help="output .npy of shape (train images, 10)")
+    parser.add_argument("--out", required=True, help="output .npy of shape (training images, classes)")
     args = parser.parse_args()
 
     import numpy as np
 
-    from kdbench import data, evaluate, models, train
+    from kdbench import architectures, datasets, evaluate, train
     from kdbench.io import atomic_path
 
     train.configure_runtime(args.threads, seed=0)
-    teacher = models.load_model(args.model)
-    x_train = data.preprocess(data.load_dataset(args.data)["x_train"])
+    teacher = architectures.load_model(args.model)
+    x_train = datasets.load_dataset(args.data)["x_train"].astype("float32")
     logits = teacher.predict(x_train, batch_size=args.batch_size, verbose=2)
     evaluate.check_finite(logits, args.model)
     with atomic_path(args.out) as tmp:

@@ -1,25 +1,28 @@
 #!/usr/bin/env python
-"""Train a ResNet18 student: from scratch (baseline) or distilled from a teacher (Hinton KD on logits)."""
+"""Train a student: from scratch (baseline) or distilled from a teacher with a registered KD method."""
 
 import argparse
+import json
 
 from kdbench import KdbenchError, cli
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--architecture", default="resnet18", help="a kdbench.architectures name")
+    parser.add_argument("--method", help="distillation method (kdbench.methods); none: the baseline")
+    parser.add_argument("--settings", default="{}", help="the method's settings as JSON, e.g. "
+                        "'{\"alpha\": 0.3, \"temperature\": 7.0}' (missing ones take the method's defaults)")
     teacher = parser.add_mutually_exclusive_group()
     teacher.add_argument("--teacher-logits", help="cached teacher logits on the training images (.npy)")
     teacher.add_argument("--teacher-model", help="teacher .keras checkpoint, run online on every batch")
-    parser.add_argument("--teacher-name", help="teacher label recorded with the run (e.g. frozen)")
-    parser.add_argument("--alpha", type=cli.fraction, default=0.3, help="weight of the hard-label loss (0 to 1)")
-    parser.add_argument("--temperature", type=cli.positive_float, default=7.0,
-                        help="softmax temperature of the soft loss (> 0)")
+    parser.add_argument("--teacher-architecture", help="the teacher's architecture (feature methods tap its stages)")
     parser.add_argument("--augment", action="store_true",
                         help="random flips and shifts of the training images (needs --teacher-model to distil)")
     cli.add_training_args(parser)
     args = parser.parse_args()
-    distilling = bool(args.teacher_logits or args.teacher_model)
+    if args.method and not (args.teacher_logits or args.teacher_model):
+        raise KdbenchError(f"--method {args.method} needs --teacher-logits or --teacher-model")
     if args.augment and args.teacher_logits:
         raise KdbenchError("cached teacher logits were computed on unaugmented images, so they do not match "
                            "augmented ones: distil with --teacher-model (distillation.soft_targets: online) "
@@ -27,40 +30,63 @@ def main() -> None:
 
     import keras
 
-    from kdbench import data, hardware, models, train
-    from kdbench.distill import HARD_LOSS, Distiller, load_teacher_logits
+    from kdbench import architectures, datasets, distill, hardware, methods, train
 
+    architectures.get(args.architecture)  # unknown names fail before TensorFlow starts work
+    settings = {}
+    if args.method:
+        try:
+            given = json.loads(args.settings)
+        except json.JSONDecodeError as err:
+            raise KdbenchError(f"--settings is not JSON ({err}): {args.settings}") from err
+        problems = methods.settings_errors(args.method, given) if isinstance(given, dict) else ["not a JSON object"]
+        if problems or any(isinstance(value, list) for value in given.values()):
+            raise KdbenchError(f"--settings for {args.method}: {'; '.join(problems) or 'one value per setting'}")
+        settings = methods.setting_grid(args.method, given)[0]
+        if methods.get(args.method).NEEDS == "features" and not args.teacher_model:
+            raise KdbenchError(f"method {args.method} needs the teacher's features: pass --teacher-model")
     train.configure_runtime(args.threads, args.seed, args.deterministic)
     precision = hardware.set_precision(args.precision)
     jit_compile = hardware.jit_compile_flag(args.jit_compile)
-    arrays = data.load_dataset(args.data)
-    x_train, y_train = data.preprocess(arrays["x_train"]), arrays["y_train"]
+    arrays = datasets.load_dataset(args.data)
+    x_train, y_train = arrays["x_train"].astype("float32"), arrays["y_train"]
     strategy = train.distribution_strategy()
     with strategy.scope():  # models and optimizer state are created inside it (mirrored over GPUs)
-        student = models.build_resnet18(args.upsample, name="student")
-        if not distilling:
+        student = architectures.build(args.architecture, len(arrays["class_names"]), args.upsample, name="student")
+        initial_weights = train.weights_digest(student)  # same seed, same architecture: same start, paired runs
+        if not args.method:
             model, targets = student, y_train
-            model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), loss=HARD_LOSS,
+            model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                           metrics=["accuracy"], jit_compile=jit_compile)
         else:
-            teacher_model = models.load_model(args.teacher_model) if args.teacher_model else None
+            teacher_model = architectures.load_model(args.teacher_model) if args.teacher_model else None
             targets = {"label": y_train}
             if args.teacher_logits:  # with --teacher-model the teacher runs on every batch instead
-                targets["teacher_logits"] = load_teacher_logits(args.teacher_logits, len(x_train))
-            model = Distiller(student, args.alpha, args.temperature, teacher=teacher_model)
+                targets["teacher_logits"] = distill.load_teacher_logits(args.teacher_logits, len(x_train),
+                                                                        len(arrays["class_names"]))
+            model = distill.Distiller(student, args.method, settings, teacher=teacher_model,
+                                      student_architecture=args.architecture,
+                                      teacher_architecture=args.teacher_architecture)
             model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), jit_compile=jit_compile)
     train_ds = train.make_dataset(x_train, targets, args.batch_size, shuffle=True, seed=args.seed,
                                   augment=args.augment)
-    mode = (f"KD alpha={args.alpha} T={args.temperature} "
-            f"({'cached' if args.teacher_logits else 'online'} teacher)") if distilling else "baseline"
-    print(f"training student ({mode}): {len(x_train)} images, {32 * args.upsample} px, {args.epochs} epochs, "
-          f"{precision}{', augmented' if args.augment else ''}", flush=True)
-    history = train.fit_resumable(model, train_ds, args.epochs, args.resume_dir, run_key=cli.resume_key(
-        args, args.data, args.teacher_logits, args.teacher_model))
-    info = cli.training_info(args, kind="student-kd" if distilling else "student-baseline", precision=precision,
-                             augment=args.augment, replicas=strategy.num_replicas_in_sync)
-    if distilling:
-        info.update(teacher=args.teacher_name, alpha=args.alpha, temperature=args.temperature,
+    mode = (f"{args.method} {json.dumps(settings)} ({'cached' if args.teacher_logits else 'online'} teacher)"
+            if args.method else "baseline")
+    print(f"training student {args.architecture} ({mode}): {len(x_train)} images, {32 * args.upsample} px, "
+          f"{args.epochs} epochs, {precision}{', augmented' if args.augment else ''}; "
+          f"device: {train.device_description()}", flush=True)
+    callbacks = [train.ValidationMetrics(student, *datasets.validation_split(arrays))] if datasets.validation_split(
+        arrays) else []
+    if args.method:
+        callbacks.append(distill.EpochCounter())
+    history = train.fit_resumable(model, train_ds, args.epochs, args.resume_dir, extra_callbacks=callbacks,
+                                  run_key=cli.resume_key(args, args.data, args.teacher_logits, args.teacher_model))
+    info = cli.training_info(args, role="distilled" if args.method else "baseline", architecture=args.architecture,
+                             initial_weights_sha256=initial_weights,
+                             precision=precision, augment=args.augment, replicas=strategy.num_replicas_in_sync)
+    if args.method:
+        info.update(method=args.method, settings=settings,
                     soft_targets="cached" if args.teacher_logits else "online")
     train.save_training_outputs(student, history, args.model_out, args.history_out, args.info_out, info,
                                 args.resume_dir)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train a ResNet50 teacher (frozen ImageNet backbone + MLP head, or fully fine-tuned) on CIFAR-10."""
+"""Train a teacher: a pretrained backbone (frozen, with only its MLP head training, or fine-tuned) + head."""
 
 import argparse
 
@@ -8,35 +8,40 @@ from kdbench import cli
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--kind", required=True, choices=["frozen", "finetuned"],
-                        help="frozen: only the head trains; finetuned: every layer trains")
+    parser.add_argument("--architecture", default="resnet50", help="a teacher architecture of kdbench.architectures")
     parser.add_argument("--weights", default="imagenet",
-                        help="imagenet, none (random init) or a path to the ResNet50 no-top .h5 file")
+                        help="imagenet, none (random init) or a path to the backbone's no-top .h5 file")
+    parser.add_argument("--train-backbone", action=argparse.BooleanOptionalAction, default=True,
+                        help="--no-train-backbone: the backbone (BatchNorm too) is frozen and only the head trains")
     parser.add_argument("--cache-features", action=argparse.BooleanOptionalAction, default=False,
-                        help="frozen only: run the backbone once per image and train the head on those "
+                        help="frozen backbone only: run it once per image and train the head on those "
                              "features (--no-cache-features: the backbone runs in every epoch)")
     cli.add_training_args(parser)
     args = parser.parse_args()
     weights = None if args.weights.lower() in ("none", "null") else args.weights
 
-    from kdbench import data, hardware, models, teacher, train
+    from kdbench import architectures, datasets, hardware, teacher, train
 
+    architectures.get(args.architecture)  # an unknown name fails before TensorFlow starts work
     train.configure_runtime(args.threads, args.seed, args.deterministic)
     precision = hardware.set_precision(args.precision)
-    arrays = data.load_dataset(args.data)
-    print(f"training {args.kind} teacher: {len(arrays['x_train'])} images, {32 * args.upsample} px, "
-          f"{args.epochs} epochs, weights={weights}, {precision}, "
-          f"{'cached backbone features' if args.cache_features else 'backbone in every step'}", flush=True)
+    arrays = datasets.load_dataset(args.data)
+    x_train = arrays["x_train"].astype("float32")
+    print(f"training teacher ({args.architecture}, {'fine-tuned' if args.train_backbone else 'frozen'} backbone): "
+          f"{len(x_train)} images, {32 * args.upsample} px, {args.epochs} epochs, weights={weights}, "
+          f"{precision}, {'cached backbone features' if args.cache_features else 'backbone in every step'}; "
+          f"device: {train.device_description()}", flush=True)
     strategy = train.distribution_strategy()
     with strategy.scope():  # models and optimizer state are created inside it (mirrored over GPUs)
-        model = models.build_teacher(weights, args.upsample, frozen=args.kind == "frozen")
+        model = architectures.build(args.architecture, len(arrays["class_names"]), args.upsample, weights=weights,
+                                    train_backbone=args.train_backbone)
         history, feature_seconds = teacher.fit_teacher(
-            model, data.preprocess(arrays["x_train"]), arrays["y_train"], upsample=args.upsample,
-            learning_rate=args.learning_rate, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
-            resume_dir=args.resume_dir, cache_features=args.cache_features,
-            jit_compile=hardware.jit_compile_flag(args.jit_compile),
-            run_key=cli.resume_key(args, args.data, weights))
-    info = cli.training_info(args, kind=f"teacher-{args.kind}", weights=str(weights), precision=precision,
+            model, args.architecture, x_train, arrays["y_train"], learning_rate=args.learning_rate,
+            batch_size=args.batch_size, epochs=args.epochs, seed=args.seed, resume_dir=args.resume_dir,
+            cache_features=args.cache_features, jit_compile=hardware.jit_compile_flag(args.jit_compile),
+            run_key=cli.resume_key(args, args.data, weights), validation=datasets.validation_split(arrays))
+    info = cli.training_info(args, role="teacher", architecture=args.architecture, weights=str(weights),
+                             train_backbone=args.train_backbone, precision=precision,
                              cache_features=args.cache_features, feature_seconds=feature_seconds,
                              replicas=strategy.num_replicas_in_sync)
     train.save_training_outputs(model, history, args.model_out, args.history_out, args.info_out, info,

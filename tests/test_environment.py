@@ -37,3 +37,11 @@ def test_every_rule_that_runs_a_command_names_the_environment():
         for rule in re.split(r"^rule ", path.read_text(), flags=re.M)[1:]:
             if "shell:" in rule:
                 assert 'conda:\n        "../envs/kdbench.yaml"' in rule, f"{path.name}: rule {rule.split(':')[0]}"
+
+
+def test_gpu_extra_pins_the_same_tensorflow_as_the_cpu_install():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (gpu,) = project["optional-dependencies"]["gpu"]
+    match = re.fullmatch(r"tensorflow\[and-cuda\]==([0-9.]+)", gpu)
+    assert match, f"the gpu extra should be tensorflow[and-cuda]==<version>, not {gpu!r}"
+    assert match[1] == pins(project["dependencies"])["tensorflow"]

@@ -1,6 +1,9 @@
 import numpy as np
 
+from kdbench.datasets import get
 from kdbench.evaluate import classification_metrics, confusion_table, per_class_report
+
+CLASSES = list(get("cifar10").class_names)
 
 
 def test_metrics_on_constructed_predictions():
@@ -25,9 +28,9 @@ def test_metrics_on_constructed_predictions():
 def test_confusion_table_and_report_layout():
     labels = np.array([0, 1, 1])
     logits = np.eye(10)[[0, 0, 1]]
-    table = confusion_table(labels, logits)
+    table = confusion_table(labels, logits, CLASSES)
     assert table.loc["automobile", "airplane"] == 1 and table.loc["automobile", "automobile"] == 1
     assert table.to_numpy().sum() == 3
-    report = per_class_report(labels, logits).set_index("class")
+    report = per_class_report(labels, logits, CLASSES).set_index("class")
     assert report.loc["airplane", "precision"] == 0.5
     assert report.loc["automobile", "recall"] == 0.5

@@ -1,8 +1,11 @@
+import os
+import stat
+
 import keras
 import numpy as np
 import pytest
 
-from kdbench import KdbenchError, hardware, models, train
+from kdbench import KdbenchError, architectures, hardware, train
 
 
 @pytest.fixture
@@ -31,10 +34,11 @@ def test_unknown_precision_is_refused():
 
 def test_mixed_precision_computes_in_bfloat16_and_returns_float32_logits(restore_policy):
     assert hardware.set_precision("mixed_bfloat16") == "mixed_bfloat16"
-    for model in (models.build_resnet18(1), models.build_teacher(None, 1, frozen=True)):
+    for model in (architectures.build("resnet18", 10, 1),
+                  architectures.build("resnet50", 10, 1, weights=None, train_backbone=False)):
         x = np.zeros((2, 32, 32, 3), "float32")
         assert model(x).dtype == "float32"
-    assert models.build_resnet18(1).get_layer("stem_conv").compute_dtype == "bfloat16"
+    assert architectures.build("resnet18", 10, 1).get_layer("stem_conv").compute_dtype == "bfloat16"
 
 
 def test_jit_compile_flag_maps_cli_text_to_keras_values():
@@ -53,3 +57,109 @@ def test_augmentation_changes_images_every_epoch_and_keeps_labels():
     (second, _), = list(augmented)
     assert first.shape == x.shape and np.array_equal(first_labels, y)
     assert not np.allclose(first, x) and not np.allclose(first, second)
+
+
+TWO_GPUS = """GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1a2b3c4d-0000-1111-2222-333344445555)
+GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-9f8e7d6c-0000-1111-2222-333344445555)
+"""
+ONE_MIG_GPU = """GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-aaaa0000-0000-1111-2222-333344445555)
+  MIG 3g.20gb     Device  0: (UUID: MIG-bbbb0000-0000-1111-2222-333344445555)
+  MIG 3g.20gb     Device  1: (UUID: MIG-cccc0000-0000-1111-2222-333344445555)
+"""
+
+
+def fake_nvidia_smi(monkeypatch, tmp_path, listing="", status=0):
+    """Put an `nvidia-smi` that prints `listing` and exits with `status` first on PATH."""
+    script = tmp_path / "nvidia-smi"
+    (tmp_path / "listing.txt").write_text(listing)
+    script.write_text(f"#!/bin/sh\ncat {tmp_path / 'listing.txt'}\nexit {status}\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+
+def test_gpu_count_counts_the_gpus_nvidia_smi_lists(monkeypatch, tmp_path):
+    fake_nvidia_smi(monkeypatch, tmp_path, TWO_GPUS)
+    assert hardware.gpu_count() == 2
+    fake_nvidia_smi(monkeypatch, tmp_path, ONE_MIG_GPU)
+    assert hardware.gpu_count() == 1  # MIG instances are not extra GPUs
+
+
+@pytest.mark.parametrize("visible, expected", [
+    ("0", 1), ("1,0", 2), ("", 0), ("-1", 0), ("0,-1,1", 1),  # CUDA stops at the first invalid entry
+    ("0,5", 1), ("GPU-9f8e", 1), ("GPU-9f8e,GPU-1a2b", 2), ("GPU-ffff", 0),
+])
+def test_gpu_count_honours_cuda_visible_devices(monkeypatch, tmp_path, visible, expected):
+    fake_nvidia_smi(monkeypatch, tmp_path, TWO_GPUS)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    assert hardware.gpu_count() == expected
+
+
+def test_gpu_count_is_zero_without_a_working_nvidia_smi(monkeypatch, tmp_path):
+    fake_nvidia_smi(monkeypatch, tmp_path, "NVIDIA-SMI has failed because it couldn't communicate with the "
+                    "NVIDIA driver.\n", status=9)
+    assert hardware.gpu_count() == 0
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no nvidia-smi at all
+    assert hardware.gpu_count() == 0
+
+
+def test_gpu_count_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = "import sys; from kdbench import hardware; hardware.gpu_count(); print('tensorflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(__import__("conftest").ROOT)})
+    assert result.stdout.strip() == "False", result.stderr[-2000:]
+
+
+def test_gpu_count_gives_up_on_a_hanging_nvidia_smi(monkeypatch, tmp_path):
+    fake_nvidia_smi(monkeypatch, tmp_path)
+    (tmp_path / "nvidia-smi").write_text("#!/bin/sh\nexec sleep 30\n")
+    assert hardware.gpu_count(timeout=0.5) == 0
+
+
+CLAIM = """
+import sys, time
+from kdbench import hardware
+try:
+    print(hardware.claim_gpus(int(sys.argv[1]), sys.argv[2], wait_seconds=float(sys.argv[3])), flush=True)
+except Exception as err:
+    print("error:", err, flush=True)
+    sys.exit(2)
+time.sleep(float(sys.argv[4]))
+"""
+
+
+def test_concurrent_jobs_each_get_a_gpu_of_their_own(monkeypatch, tmp_path):
+    import subprocess
+    import sys
+
+    fake_nvidia_smi(monkeypatch, tmp_path, TWO_GPUS)
+    env = {**os.environ, "PYTHONPATH": str(__import__("conftest").ROOT)}
+    locks = str(tmp_path / "locks")
+
+    def start(count, wait, hold):
+        return subprocess.Popen([sys.executable, "-c", CLAIM, str(count), locks, str(wait), str(hold)],
+                                stdout=subprocess.PIPE, text=True, env=env)
+    first = start(1, 5, 30)
+    assert first.stdout.readline().strip() == "['0']"
+    second = start(1, 5, 0)
+    assert second.communicate(timeout=30)[0].strip() == "['1']"  # the other GPU, while the first holds GPU 0
+    third = start(2, 0.5, 0)  # both GPUs: one is held by the first job
+    out, _ = third.communicate(timeout=30)
+    assert third.returncode == 2 and "no free GPU among 0, 1" in out
+    first.kill()  # even SIGKILL releases its lock
+    first.wait()
+    assert start(2, 5, 0).communicate(timeout=30)[0].strip() == "['0', '1']"
+
+
+def test_gpus_are_claimed_only_when_the_workflow_asks(monkeypatch, tmp_path):
+    fake_nvidia_smi(monkeypatch, tmp_path, TWO_GPUS)
+    monkeypatch.delenv(hardware.GPU_LOCKS_ENV, raising=False)
+    assert hardware.claim_gpus_if_asked() == [] and "CUDA_VISIBLE_DEVICES" not in os.environ
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")  # a job that SLURM (or the user) gave GPU 1
+    assert hardware.visible_gpus() == ["1"]
+    fake_nvidia_smi(monkeypatch, tmp_path, "")  # no GPUs: nothing to claim, whatever is asked
+    monkeypatch.setenv(hardware.GPU_LOCKS_ENV, "1")
+    assert hardware.claim_gpus_if_asked() == []

@@ -15,7 +15,7 @@ from conftest import ROOT, run_script, run_snakemake
 
 from kdbench import KdbenchError
 from kdbench import train
-from kdbench.data import make_synthetic, save_dataset
+from kdbench.datasets import get, make_synthetic, save_dataset
 
 TINY = str(ROOT / "presets" / "tiny.yaml")
 EPOCHS = 8  # long enough that a kill right after epoch 1 always lands mid-run
@@ -68,7 +68,7 @@ def assert_full_history(history_csv: Path) -> None:
 @pytest.fixture
 def tiny_data(tmp_path):
     path = tmp_path / "data.npz"
-    save_dataset(path, make_synthetic(64, 20, seed=0))
+    save_dataset(path, make_synthetic(64, 20, seed=0), get("cifar10").class_names)
     return path
 
 
@@ -103,10 +103,10 @@ def test_sigterm_stops_cleanly_and_the_rerun_resumes(tiny_data, tmp_path):
 def test_sigkill_under_snakemake_keeps_resume_state_and_rerun_finishes(tmp_path):
     longer = tmp_path / "longer.yaml"
     longer.write_text(f"train:\n  epochs: {EPOCHS}\n")
-    target = "results/models/student-baseline-s0/model.keras"
+    target = "results/tiny/models/baseline-resnet18-s0/model.keras"
     command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
                "--configfile", TINY, str(longer), "--cores", "1", target]
-    resume = tmp_path / "results" / ".resume" / "student-baseline-s0"
+    resume = tmp_path / "results" / "tiny" / ".resume" / "baseline-resnet18-s0"
     with started(command) as process:
         wait_for(resume / "backup" / "training_metadata.json", process)
         pids = training_processes(tmp_path)
@@ -114,15 +114,15 @@ def test_sigkill_under_snakemake_keeps_resume_state_and_rerun_finishes(tmp_path)
         os.kill(pids[0], signal.SIGKILL)
         _, stderr = process.communicate(timeout=600)
 
-    assert process.returncode != 0 and "Error in rule train_baseline" in stderr, stderr[-2000:]
+    assert process.returncode != 0 and "Error in rule train_student" in stderr, stderr[-2000:]
     assert not (tmp_path / target).exists()  # Snakemake removed the failed job's outputs ...
     assert (resume / "backup" / "latest.weights.h5").exists()  # ... but not the undeclared resume state
 
     rerun = run_snakemake(tmp_path, "--configfile", TINY, longer, "--cores", "1", target)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    log = (tmp_path / "results" / "logs" / "train" / "student-baseline-s0.log").read_text()
+    log = (tmp_path / "results" / "tiny" / "logs" / "train" / "baseline-resnet18-s0.log").read_text()
     assert "resuming from the last finished epoch" in log and f"epoch 1/{EPOCHS} started" not in log
-    assert_full_history(tmp_path / "results" / "models" / "student-baseline-s0" / "history.csv")
+    assert_full_history(tmp_path / "results" / "tiny" / "models" / "baseline-resnet18-s0" / "history.csv")
     assert not resume.exists()
 
 

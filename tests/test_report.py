@@ -1,105 +1,190 @@
+"""The summary: built from the runs table and each run's metrics; selection on validation; honest wording."""
+
 import json
 
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import run_script
 
-from kdbench import report
+from kdbench import report, runs
+
+SETTING = '{"alpha": 0.3, "temperature": 7.0}'
+OTHER = '{"alpha": 0.5, "temperature": 2.0}'
 
 
-def record(model, test, val, kind, seed=0, teacher=None, alpha=None, temperature=None):
-    train = {"kind": kind, "seed": seed, "params": 11_196_042, "epochs_run": 5, "train_seconds": 125.0,
-             "upsample": 8, "epochs": 5, "batch_size": 32, "weights": "imagenet", "device": "CPU: test",
+def run_row(run_id, config, role, seed=0, teacher="", method="", settings="{}", architecture="resnet18"):
+    return {"id": run_id, "config": config, "role": role, "architecture": architecture, "upsample": 8,
+            "student": "" if role == "teacher" else "resnet18", "teacher": teacher, "method": method,
+            "settings": settings, "seed": seed}
+
+
+def record(run_id, test, val, role, seed=0, settings=None, agreement=None):
+    train = {"role": role, "seed": seed, "params": 11_196_042, "epochs_run": 5, "train_seconds": 125.0,
+             "upsample": 8, "epochs": 5, "batch_size": 32, "precision_requested": "auto", "precision": "float32",
+             "weights": "imagenet", "train_backbone": False, "device": "CPU: test",
              "versions": {"python": "3.11", "tensorflow": "2.21.0", "keras": "3.15.1"}}
-    if kind == "student-kd":
-        train.update(teacher=teacher, alpha=alpha, temperature=temperature, soft_targets="cached")
-    return {"model": model, "train": train,
-            "test": {"accuracy": test, "loss": 1.0, "f1_macro": test - 0.01},
-            "val": {"accuracy": val, "loss": 1.0, "f1_macro": val - 0.01},
-            "cost": {"size_mb": 42.7, "flops_per_image": 2.4e9, "latency_ms": 12.5, "throughput_images_per_s": 300.0,
-                     "train_peak_rss_mb": 2048.0}}
+    if settings:
+        train.update(method="kd", settings=json.loads(settings))
+    result = {"model": run_id, "train": train,
+              "test": {"accuracy": test, "loss": 1.0, "f1_macro": test - 0.01},
+              "val": {"accuracy": val, "loss": 1.0, "f1_macro": val - 0.01},
+              "cost": {"size_mb": 42.7, "flops_per_image": 2.4e9, "latency_ms": 12.5,
+                       "throughput_images_per_s": 300.0, "train_peak_rss_mb": 2048.0}}
+    if agreement is not None:
+        result["agreement"] = {"top1_agreement": agreement, "kl_teacher_student": 0.25}
+    return result
 
 
-RECORDS = [
-    record("teacher-frozen", 0.80, 0.79, "teacher-frozen"),
-    *[record(f"student-baseline-s{s}", acc, acc, "student-baseline", seed=s)
-      for s, acc in enumerate([0.60, 0.61, 0.62])],
-    *[record(f"student-kd-frozen-a0.3-t7-s{s}", acc, 0.70, "student-kd", s, "frozen", 0.3, 7.0)
-      for s, acc in enumerate([0.64, 0.65, 0.66])],
-    *[record(f"student-kd-frozen-a0.5-t2-s{s}", 0.90, 0.60, "student-kd", s, "frozen", 0.5, 2.0)
-      for s in range(3)],
-]
+RUNS = pd.DataFrame(
+    [run_row("teacher-frozen", "teacher-frozen", "teacher", architecture="resnet50", teacher="frozen")]
+    + [run_row(f"baseline-resnet18-s{s}", "baseline-resnet18", "baseline", s) for s in range(3)]
+    + [run_row(f"kd-a-s{s}", "kd-a", "distilled", s, "frozen", "kd", SETTING) for s in range(3)]
+    + [run_row(f"kd-b-s{s}", "kd-b", "distilled", s, "frozen", "kd", OTHER) for s in range(3)])
+RECORDS = {
+    "teacher-frozen": record("teacher-frozen", 0.80, 0.79, "teacher"),
+    **{f"baseline-resnet18-s{s}": record(f"baseline-resnet18-s{s}", acc, acc, "baseline", s)
+       for s, acc in enumerate([0.60, 0.61, 0.62])},
+    **{f"kd-a-s{s}": record(f"kd-a-s{s}", acc, 0.70, "distilled", s, SETTING, agreement=0.9)
+       for s, acc in enumerate([0.64, 0.65, 0.66])},
+    **{f"kd-b-s{s}": record(f"kd-b-s{s}", 0.90, 0.60, "distilled", s, OTHER, agreement=0.8) for s in range(3)},
+}
+DATA = {"dataset": "cifar10", "source": "npz", "path": "x.npz", "train_size": 10000, "val_size": 2000,
+        "test_size": 2000}
+
+
+def summary(records=RECORDS, runs_table=RUNS, data=DATA, correct=None):
+    results = report.results_table(runs_table, records)
+    return report.build_summary("unit", "", data, results, records, correct or {})
 
 
 def test_aggregate_gives_mean_std_and_n_per_config():
-    table = report.aggregate(report.runs_table(RECORDS)).set_index("config")
-    assert table.loc["student-baseline", "n"] == 3
-    assert table.loc["student-baseline", "test_accuracy"] == np.mean([0.60, 0.61, 0.62])
-    assert np.isclose(table.loc["student-baseline", "test_accuracy_std"], 0.01)
+    table = report.aggregate(report.results_table(RUNS, RECORDS)).set_index("config")
+    assert table.loc["baseline-resnet18", "n"] == 3
+    assert table.loc["baseline-resnet18", "test_accuracy"] == np.mean([0.60, 0.61, 0.62])
+    assert np.isclose(table.loc["baseline-resnet18", "test_accuracy_std"], 0.01)
     assert table.loc["teacher-frozen", "n"] == 1 and table.loc["teacher-frozen", "test_accuracy_std"] == 0
 
 
-def test_summary_selects_on_validation_and_tests_against_baseline():
-    text, csv = report.build_summary("unit", {"source": "npz", "path": "x.npz", "train_size": 10000,
-                                              "val_size": 2000, "test_size": 2000}, RECORDS, correct={})
-    # (0.5, 2) has the best test accuracy but the worse validation accuracy: (0.3, 7) must be selected
-    assert "alpha 0.3, T 7, selected on validation accuracy" in text
-    assert "alpha 0.5, T 2, selected" not in text
-    assert "+4.00 points" in text and "Welch's t-test over seeds (n=3 vs 3)" in text
-    assert "significant at 0.05" in text
-    assert "62.95" in text and "78.15" in text  # the seed's numbers beside ours
+def test_summary_selects_on_validation_and_compares_with_the_baseline():
+    text, csv = summary()
+    # kd-b has the best test accuracy but the worse validation accuracy: kd-a must be the one compared
+    assert "kd (alpha 0.3, temperature 7) frozen -> resnet18 (selected on validation accuracy among 2 settings)" in text
+    assert "kd (alpha 0.5, temperature 2) frozen -> resnet18 (selected" not in text
+    assert "+4.00 points" in text and "paired t-test over 3 seeds" in text and "Wilcoxon" in text
     assert "65.00 ± 1.00" in text  # mean ± std of the three seeds
-    assert "70.00 *" in text and "(seed)" in text  # the grid marks the selected point and the seed's
-    means = csv[(csv["aggregate"] == "mean")].set_index("config")
-    assert means.loc["student-kd-frozen-a0.3-t7", "test_accuracy"] == np.mean([0.64, 0.65, 0.66])
-    assert len(csv[csv["aggregate"] == "run"]) == len(RECORDS)
-    assert list(csv.columns[:3]) == ["aggregate", "n", "model"]
+    assert "70.00 ± 0.00 *" in text  # the sweep table marks the selected setting
+    means = csv[csv["aggregate"] == "mean"].set_index("config")
+    assert means.loc["kd-a", "test_accuracy"] == np.mean([0.64, 0.65, 0.66])
+    assert len(csv[csv["aggregate"] == "run"]) == len(RUNS)
+    assert list(csv.columns[:4]) == ["aggregate", "n", "id", "config"]
+
+
+def test_agreement_columns_appear_for_distilled_runs():
+    text, csv = summary()
+    assert "agreement with teacher (%)" in text and "90.00 ± 0.00" in text and "KL(teacher ‖ student)" in text
+    assert csv.set_index("id").loc["kd-a-s0", "top1_agreement"] == 0.9
+
+
+def test_reference_numbers_only_beside_the_reference_setting():
+    text, _ = summary()
+    assert "reference notebook (%)" in text and "78.15" in text and "64.09" in text
+    small = {**DATA, "train_size": 4000}
+    text, _ = summary(data=small)
+    assert "reference notebook" not in text and "78.15" not in text
+
+
+def test_numbers_keep_their_decimals():
+    records = {**RECORDS, "teacher-frozen": record("teacher-frozen", 0.12, 0.156, "teacher")}
+    text, _ = summary(records)
+    assert "| 12.00 |" in text.replace("  ", "").replace(" |", " |") or "12.00" in text
+    assert "15.60" in text
 
 
 def test_single_seed_uses_paired_test_over_images():
-    records = [record("student-baseline-s0", 0.5, 0.5, "student-baseline"),
-               record("student-kd-frozen-a0.3-t7-s0", 0.75, 0.6, "student-kd", 0, "frozen", 0.3, 7.0)]
-    correct = {"student-baseline-s0": np.array([1, 1, 0, 0] * 5, bool),
-               "student-kd-frozen-a0.3-t7-s0": np.array([1, 1, 1, 0] * 5, bool)}
-    text, _ = report.build_summary("unit", {"source": "synthetic", "train_size": 1, "test_size": 20}, records,
-                                   correct)
+    table = RUNS[RUNS["seed"] == 0].iloc[[1, 2]]
+    records = {"baseline-resnet18-s0": record("baseline-resnet18-s0", 0.5, 0.5, "baseline"),
+               "kd-a-s0": record("kd-a-s0", 0.75, 0.6, "distilled", 0, SETTING)}
+    correct = {"baseline-resnet18-s0": np.array([1, 1, 0, 0] * 5, bool), "kd-a-s0": np.array([1, 1, 1, 0] * 5, bool)}
+    text, _ = summary(records, table, {**DATA, "source": "synthetic", "test_size": 20}, correct)
     assert "exact McNemar test over 20 paired test images" in text and "+25.00 points" in text
     assert "the only setting run" in text and "selected on validation" not in text
 
 
-def test_summarize_script_writes_markdown_csv_and_figures(tmp_path):
-    metrics, predictions, histories = [], [], []
+def test_summary_marks_synthetic_data_and_says_epochs_right():
+    table = RUNS.iloc[[0]]
+    one_epoch = record("teacher-frozen", 0.1, 0.1, "teacher")
+    one_epoch["train"]["epochs"] = 1
+    text, _ = summary({"teacher-frozen": one_epoch}, table, {**DATA, "source": "synthetic"})
+    assert "NOT CIFAR-10" in text and "1 epoch," in text and "weights: imagenet" in text
+
+
+def test_records_made_with_other_settings_are_named():
+    expected = {"dataset": "cifar10", "train_size": 10000, "val_size": 2000, "test_size": 2000, "epochs": 5,
+                "batch_size": 32, "precision": "auto"}
+    assert report.mismatches(RUNS, RECORDS, DATA, expected) == []
+    stale = {**RECORDS, "kd-a-s1": record("kd-a-s1", 0.6, 0.6, "distilled", 1, SETTING)}
+    stale["kd-a-s1"]["train"]["epochs"] = 3
+    problems = report.mismatches(RUNS, stale, {**DATA, "test_size": 500}, expected)
+    assert problems == ["the data set has test_size 500, the config asks for 2000",
+                        "kd-a-s1 was trained with epochs 3, the config asks for 5"]
+
+
+def write_run_files(tmp_path, table, records):
+    """The files the evaluate and training steps write, laid out as the workflow lays them out."""
+    paths = {"metrics": [], "predictions": [], "histories": [], "pngs": []}
     rng = np.random.default_rng(0)
-    for rec in RECORDS:
-        folder = tmp_path / "eval" / rec["model"]
+    for run_id in table["id"]:
+        folder, model_dir = tmp_path / "eval" / run_id, tmp_path / "models" / run_id
         folder.mkdir(parents=True)
-        (folder / "metrics.json").write_text(json.dumps(rec))
-        labels = rng.integers(0, 10, 50)
-        pd.DataFrame({"label": labels, "prediction": labels}).to_csv(folder / "test_predictions.csv")
-        model_dir = tmp_path / "models" / rec["model"]
         model_dir.mkdir(parents=True)
-        pd.DataFrame({"epoch": [1, 2], "loss": [2.0, 1.5], "accuracy": [0.3, 0.5]}).to_csv(
-            model_dir / "history.csv", index=False)
-        metrics.append(folder / "metrics.json")
-        predictions.append(folder / "test_predictions.csv")
-        histories.append(model_dir / "history.csv")
+        (folder / "metrics.json").write_text(json.dumps(records[run_id]))
+        labels = rng.integers(0, 10, 50)
+        pd.DataFrame({"label": labels, "prediction": labels}).to_csv(folder / "test_predictions.csv", index=False)
+        pd.DataFrame({"epoch": [1, 2], "loss": [2.0, 1.5], "accuracy": [0.3, 0.5], "val_accuracy": [0.2, 0.4],
+                      "val_loss": [2.1, 1.7]}).to_csv(model_dir / "history.csv", index=False)
+        (folder / "confusion_matrix.png").write_bytes(b"png")
+        paths["metrics"].append(folder / "metrics.json")
+        paths["predictions"].append(folder / "test_predictions.csv")
+        paths["histories"].append(model_dir / "history.csv")
+        paths["pngs"].append(folder / "confusion_matrix.png")
+    runs.write_tsv(table, tmp_path / "runs.tsv")
     info = tmp_path / "data.json"
-    info.write_text(json.dumps({"source": "npz", "path": "x.npz", "train_size": 10, "val_size": 5, "test_size": 50}))
-    figures = {name: tmp_path / "figures" / f"{name}.png" for name in ("acc", "curves", "heat")}
-    result = run_script("summarize.py", "--metrics", *metrics, "--predictions", *predictions, "--histories",
-                        *histories, "--data-info", info, "--out", tmp_path / "summary.md", "--csv-out",
-                        tmp_path / "summary.csv", "--accuracy-vs-cost", figures["acc"], "--training-curves",
-                        figures["curves"], "--sweep-heatmap", figures["heat"])
+    info.write_text(json.dumps(DATA))
+    return paths, info
+
+
+def summarize(tmp_path, paths, info, *extra):
+    figures = {name: tmp_path / "figures" / f"{name}.png" for name in ("acc", "curves")}
+    result = run_script("summarize.py", "--runs", tmp_path / "runs.tsv", "--metrics", *paths["metrics"],
+                        "--predictions", *paths["predictions"], "--histories", *paths["histories"],
+                        "--confusion-pngs", *paths["pngs"], "--data-info", info, "--out", tmp_path / "summary.md",
+                        "--csv-out", tmp_path / "summary.csv", "--accuracy-vs-cost", figures["acc"],
+                        "--training-curves", figures["curves"], *extra)
+    return result, figures
+
+
+def test_summarize_script_writes_markdown_csv_and_figures(tmp_path):
+    paths, info = write_run_files(tmp_path, RUNS, RECORDS)
+    result, figures = summarize(tmp_path, paths, info, "--sweep-heatmap", tmp_path / "figures" / "heat.png")
     assert result.returncode == 0, result.stderr
-    for path in figures.values():
+    for path in [*figures.values(), tmp_path / "figures" / "heat.png"]:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
     text = (tmp_path / "summary.md").read_text()
     assert "](figures/acc.png)" in text and "](eval/teacher-frozen/confusion_matrix.png)" in text
-    csv = pd.read_csv(tmp_path / "summary.csv")
-    assert set(csv["aggregate"]) == {"run", "mean", "std"}
+    assert set(pd.read_csv(tmp_path / "summary.csv")["aggregate"]) == {"run", "mean", "std"}
 
 
-def test_summary_marks_synthetic_data():
-    text, _ = report.build_summary("t", {"source": "synthetic", "train_size": 64, "test_size": 40},
-                                   [record("teacher-frozen", 0.1, 0.1, "teacher-frozen")], {})
-    assert "NOT CIFAR-10" in text
+@pytest.mark.parametrize("damage, message", [
+    ({"epochs": 3}, "kd-a-s0 was trained with epochs 3, the config asks for 5"),
+    ({"settings": {"alpha": 0.9, "temperature": 7.0}}, "kd-a-s0 was trained with settings"),
+])
+def test_summarize_refuses_results_of_another_config(tmp_path, damage, message):
+    records = json.loads(json.dumps(RECORDS))
+    records["kd-a-s0"]["train"].update(damage)
+    paths, info = write_run_files(tmp_path, RUNS, records)
+    expected = {"dataset": "cifar10", "train_size": 10000, "val_size": 2000, "test_size": 2000, "epochs": 5,
+                "batch_size": 32, "precision": "auto"}
+    result, _ = summarize(tmp_path, paths, info, "--expect", json.dumps(expected))
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "summary.md").exists()

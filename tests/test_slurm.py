@@ -35,7 +35,7 @@ MARKER = "# Written by kdbench's tests/test_slurm.py for a throw-away cluster; r
 GPUS = 2  # fake GPUs (links to /dev/null): SLURM schedules them, TensorFlow sees none
 SNAKEMAKE_LIMIT_S = 900
 # Jobs that ran through SLURM for the tiny workflow: fetch_data and summarize are local rules.
-CLUSTER_JOBS = {"train_teacher": 2, "train_baseline": 1, "teacher_logits": 2, "distill": 2, "evaluate": 5}
+CLUSTER_JOBS = {"train_teacher": 2, "train_student": 3, "teacher_logits": 2, "evaluate": 5}
 
 
 def unavailable(reason: str):
@@ -235,15 +235,16 @@ def tiny_on_slurm(cluster, tmp_path_factory):
 
 def test_tiny_workflow_runs_through_the_slurm_profile(tiny_on_slurm):
     workdir, log, jobs = tiny_on_slurm
-    summary = (workdir / "results" / "summary.md").read_text()
-    for model in ("teacher-frozen", "teacher-finetuned", "student-baseline-s0", "student-kd-frozen-a0.3-t7-s0",
-                  "student-kd-finetuned-a0.3-t7-s0"):
-        assert f"| {re.sub(r'-s0$', '', model)} " in summary, model  # the summary groups seeds
-        assert json.loads((workdir / "results" / "eval" / model / "metrics.json").read_text())["model"] == model
+    results = workdir / "results" / "tiny"
+    summary = (results / "summary.md").read_text()
+    runs = pd.read_csv(results / "runs.tsv", sep="\t")
+    assert len(runs) == 5 and "| baseline resnet18 " in summary
+    for model in runs["id"]:
+        assert json.loads((results / "eval" / model / "metrics.json").read_text())["model"] == model
     assert jobs["rule"].value_counts().to_dict() == CLUSTER_JOBS
     assert set(jobs["state"]) == {"COMPLETED"}
     assert set(jobs["gpus"]) == {"gres:gpu:1"}  # resources: gpu=1 became --gpus=1
-    assert "localrule fetch_data" in log and "localrule summarize" in log
+    assert "localrule fetch_data" in log and "localrule summarize" in log and "localrule runs_table" in log
     assert len(re.findall(r"has been submitted with SLURM jobid \d+", log)) == sum(CLUSTER_JOBS.values())
 
 
@@ -262,14 +263,14 @@ def test_job_killed_on_the_cluster_is_resubmitted_and_resumes(cluster, tmp_path)
     epochs = 12
     preset = tmp_path / "longer.yaml"
     preset.write_text(f"train:\n  epochs: {epochs}\n")
-    target = "results/models/student-baseline-s0/model.keras"
+    target = "results/tiny/models/baseline-resnet18-s0/model.keras"
     run = snakemake_on_slurm(cluster, tmp_path, target, "--configfile", TINY, preset, wait=False)
-    progress = tmp_path / "results" / ".resume" / "student-baseline-s0" / "backup" / "training_metadata.json"
+    progress = tmp_path / "results" / "tiny" / ".resume" / "baseline-resnet18-s0" / "backup" / "training_metadata.json"
     try:
         wait_for(lambda: progress.exists() or run.poll() is not None, SNAKEMAKE_LIMIT_S, "a first finished epoch",
                  cluster.logs)
         assert run.poll() is None, "the run ended before its first epoch: " + run.stdout.read()[-5000:]
-        running = cluster.jobs().query("rule == 'train_baseline' and state == 'RUNNING'")
+        running = cluster.jobs().query("rule == 'train_student' and state == 'RUNNING'")
         assert len(running) == 1, cluster.jobs()
         killed = int(running["job"].iloc[0])
         cluster.run("scancel", str(killed))
@@ -278,12 +279,12 @@ def test_job_killed_on_the_cluster_is_resubmitted_and_resumes(cluster, tmp_path)
         if run.poll() is None:
             run.kill()
     assert run.returncode == 0, output[-5000:]
-    attempts = cluster.jobs().query("rule == 'train_baseline' and job >= @killed")
+    attempts = cluster.jobs().query("rule == 'train_student' and job >= @killed")
     print(f"SLURM jobs of the killed and resubmitted training:\n{attempts.to_string(index=False)}")
     assert list(attempts["state"]) == ["CANCELLED", "COMPLETED"]
-    log = next((tmp_path / "results" / "logs").rglob("*baseline*s0.log")).read_text()  # the second attempt's
+    log = next((tmp_path / "results" / "tiny" / "logs").rglob("*baseline*s0.log")).read_text()  # the second attempt's
     assert "resuming from the last finished epoch" in log
     first_epoch = int(re.search(rf"epoch (\d+)/{epochs} started", log)[1])
     assert first_epoch > 1, log[-2000:]
-    history = pd.read_csv(tmp_path / "results" / "models" / "student-baseline-s0" / "history.csv")
+    history = pd.read_csv(tmp_path / "results" / "tiny" / "models" / "baseline-resnet18-s0" / "history.csv")
     assert list(history["epoch"]) == list(range(1, epochs + 1))

@@ -1,13 +1,16 @@
-"""The whole DAG on tiny synthetic data, in a temporary directory."""
+"""The whole DAG on tiny synthetic data, in a temporary directory; dry runs of the other configurations."""
 
 import re
+import shutil
 
+import numpy as np
+import pandas as pd
 import pytest
 from conftest import ROOT, run_snakemake
 
 TINY = str(ROOT / "presets" / "tiny.yaml")
-FIVE_MODELS = ["teacher-frozen", "teacher-finetuned", "student-baseline-s0",
-               "student-kd-frozen-a0.3-t7-s0", "student-kd-finetuned-a0.3-t7-s0"]
+IDS = ["teacher-frozen", "teacher-finetuned", "baseline-resnet18-s0", "kd-frozen-resnet18-03efa52d-s0",
+       "kd-finetuned-resnet18-03efa52d-s0"]
 
 
 @pytest.fixture(scope="module")
@@ -18,38 +21,58 @@ def tiny_run(tmp_path_factory):
     return workdir
 
 
+def job_counts(result):
+    return dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
+
+
 def accuracy_rows(text):
-    """Rows of the summary's first table (Accuracy), keyed by model config."""
+    """Rows of the summary's first table (Accuracy), keyed by model label."""
     table = text.split("## Accuracy")[1].split("##")[0]
     return {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
             for line in table.splitlines() if line.startswith("| ") and not line.startswith("| model")}
 
 
 def test_tiny_workflow_summarises_all_five_models(tiny_run):
-    text = (tiny_run / "results" / "summary.md").read_text()
+    results = tiny_run / "results" / "tiny"
+    runs = pd.read_csv(results / "runs.tsv", sep="\t")
+    assert runs["id"].tolist() == IDS
+    text = (results / "summary.md").read_text()
     rows = accuracy_rows(text)
-    assert set(rows) == {re.sub(r"-s0$", "", m) for m in FIVE_MODELS}
-    for model, (n, accuracy, seed, val, loss, f1) in rows.items():
-        assert n == "1" and 0 <= float(accuracy) <= 100 and 0 <= float(val) <= 100
-        assert re.fullmatch(r"\d+\.\d+", loss)
+    assert len(rows) == 5 and "kd (alpha 0.3, temperature 7) frozen -> resnet18" in rows
+    for n, accuracy, val, loss, f1 in rows.values():
+        assert n == "1" and re.fullmatch(r"\d+\.\d\d", accuracy) and re.fullmatch(r"\d+\.\d\d", val)
+        assert re.fullmatch(r"\d+\.\d{3}", loss)
     assert "synthetic" in text and "## Cost" in text and "## Does distillation beat the baseline?" in text
-    csv = (tiny_run / "results" / "summary.csv").read_text().splitlines()
-    assert csv[0].startswith("aggregate,n,model,config,kind") and len(csv) == 1 + 3 * 5
-    for figure in ("accuracy_vs_cost", "training_curves", "sweep_heatmap"):
-        assert (tiny_run / "results" / "figures" / f"{figure}.png").stat().st_size > 5000
-    for model in FIVE_MODELS:
-        assert (tiny_run / "results" / "eval" / model / "confusion_matrix.png").stat().st_size > 5000
-        assert (tiny_run / "results" / "models" / model / "history.csv").exists()
-    assert not (tiny_run / "results" / ".resume").exists() or not any((tiny_run / "results" / ".resume").iterdir())
+    assert "reference notebook" not in text  # a 1-epoch, 32-px run is not the reference's setting
+    assert "1 epoch," in text and "weights: None" not in text
+    csv = pd.read_csv(results / "summary.csv")
+    assert list(csv.columns[:4]) == ["aggregate", "n", "id", "config"] and len(csv) == 3 * 5
+    for figure in ("accuracy_vs_cost", "training_curves"):
+        assert (results / "figures" / f"{figure}.png").stat().st_size > 5000
+    assert not (results / "figures" / "sweep_heatmap.png").exists()  # no sweep, no heat map
+    for run_id in IDS:
+        assert (results / "eval" / run_id / "confusion_matrix.png").stat().st_size > 5000
+        history = pd.read_csv(results / "models" / run_id / "history.csv")
+        assert {"loss", "val_accuracy", "val_loss", "epoch_seconds"} <= set(history.columns)
+    assert {"hard_loss", "soft_loss"} <= set(pd.read_csv(results / "models" / IDS[3] / "history.csv").columns)
+    assert not (results / ".resume").exists() or not any((results / ".resume").iterdir())
+
+
+def test_baseline_and_distilled_students_start_from_the_same_weights(tiny_run):
+    import json
+
+    models = tiny_run / "results" / "tiny" / "models"
+    digests = {run_id: json.loads((models / run_id / "train.json").read_text())["initial_weights_sha256"]
+               for run_id in IDS[2:]}
+    assert len(set(digests.values())) == 1, digests
 
 
 def test_rerunning_one_target_runs_only_its_job(tiny_run):
-    target = "results/eval/student-baseline-s0/metrics.json"
+    target = f"results/tiny/eval/{IDS[2]}/metrics.json"
     (tiny_run / target).unlink()
     result = run_snakemake(tiny_run, "--configfile", TINY, "--cores", "2", target)
     assert result.returncode == 0, result.stderr[-3000:]
-    log = result.stdout + result.stderr
-    assert re.search(r"evaluate\s+1", log) and "train_baseline" not in log.split("Job stats")[-1]
+    assert job_counts(result) == {"evaluate": "1", "total": "1"}
     assert (tiny_run / target).exists()
 
 
@@ -59,12 +82,49 @@ def test_stage_target_after_complete_run_has_nothing_to_do(tiny_run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+def test_editing_the_distiller_reruns_exactly_what_runs_it(tiny_run, tmp_path):
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT, repo, ignore=shutil.ignore_patterns(".git", ".venv", "results", ".snakemake", "__pycache__"))
+    with open(repo / "kdbench" / "distill.py", "a") as handle:
+        handle.write("\n# an edit\n")
+    result = run_snakemake(tiny_run, "--configfile", TINY, "-n", snakefile=repo / "Snakefile")
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result)
+    assert counts["train_student"] == "3" and counts["evaluate"] == "3" and counts["summarize"] == "1"
+    assert "train_teacher" not in counts and "fetch_data" not in counts and "teacher_logits" not in counts
+
+
+def test_another_preset_writes_its_own_folder(tiny_run):
+    result = run_snakemake(tiny_run, "--configfile", TINY, "-n", "--config", "run_name=tiny-again")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "results/tiny-again/summary.md" in result.stdout and "results/tiny/" not in result.stdout
+
+
+def test_snakemake_report_builds_html(tiny_run):
+    result = run_snakemake(tiny_run, "--configfile", TINY, "--report", "report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (tiny_run / "report.html").read_text(errors="replace")
+    assert "summary.md" in html and "accuracy_vs_cost.png" in html and "confusion_matrix.png" in html
+
+
 def test_dry_run_of_default_config_lists_expected_jobs(tmp_path):
     result = run_snakemake(tmp_path, "-n", "--cores", "4")
     assert result.returncode == 0, result.stderr[-3000:]
-    stats = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
-    assert stats == {"fetch_data": "1", "train_teacher": "2", "teacher_logits": "2", "distill": "2",
-                     "train_baseline": "1", "evaluate": "5", "summarize": "1", "all": "1", "total": "15"}
+    assert job_counts(result) == {"fetch_data": "1", "runs_table": "1", "train_teacher": "2", "teacher_logits": "2",
+                                  "train_student": "3", "evaluate": "5", "summarize": "1", "all": "1", "total": "16"}
+    assert "results/reference/summary.md" in result.stdout
+
+
+def test_every_method_runs_by_config_alone(tmp_path):
+    preset = tmp_path / "methods.yaml"
+    preset.write_text("distillation:\n  methods:\n    dkd: {}\n    fitnets: {}\n    at: {beta: [100, 1000]}\n")
+    result = run_snakemake(tmp_path, "-n", "-p", "--configfile", TINY, preset)
+    assert result.returncode == 0, result.stderr[-2000:]
+    students = [line for line in result.stdout.splitlines() if "train_student.py" in line]
+    assert len(students) == 1 + 2 * (1 + 1 + 1 + 2)
+    feature_runs = [line for line in students if "--method fitnets" in line or "--method at" in line]
+    assert len(feature_runs) == 6 and all("--teacher-model" in line for line in feature_runs)
+    assert all("--teacher-logits" in line for line in students if "--method kd" in line or "--method dkd" in line)
 
 
 def test_online_soft_targets_skip_the_logits_step(tmp_path):
@@ -72,7 +132,7 @@ def test_online_soft_targets_skip_the_logits_step(tmp_path):
     preset.write_text("distillation:\n  soft_targets: online\n")
     result = run_snakemake(tmp_path, "-n", "--cores", "4", "--configfile", preset)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "teacher_logits" not in result.stdout and re.search(r"^distill\s+2$", result.stdout, re.M)
+    assert "teacher_logits" not in job_counts(result) and job_counts(result)["train_student"] == "3"
 
 
 def test_invalid_config_names_the_key_before_any_job(tmp_path):
@@ -86,19 +146,21 @@ def test_lint_is_clean(tmp_path):
     assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr, result.stdout[-3000:]
 
 
-def test_snakemake_report_builds_html(tiny_run):
-    result = run_snakemake(tiny_run, "--configfile", TINY, "--report", "report.html")
-    assert result.returncode == 0, result.stderr[-3000:]
-    html = (tiny_run / "report.html").read_text(errors="replace")
-    assert "summary.md" in html and "accuracy_vs_cost.png" in html and "confusion_matrix.png" in html
+def test_snakefmt_check_passes():
+    import subprocess
+    import sys
+
+    files = [str(ROOT / "Snakefile"), *map(str, sorted((ROOT / "rules").glob("*.smk")))]
+    result = subprocess.run([sys.executable, "-m", "snakefmt", "--check", *files], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_sweep_preset_expands_grid_in_dry_run(tmp_path):
     result = run_snakemake(tmp_path, "-n", "--cores", "4", "--configfile", TINY, str(ROOT / "presets" / "sweep.yaml"))
     assert result.returncode == 0, result.stderr[-2000:]
-    stats = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
-    assert stats["distill"] == str(2 * 4 * 5) and stats["evaluate"] == str(2 + 1 + 40)
-    assert "results/models/student-kd-frozen-a0.9-t10-s0/model.keras" in result.stdout
+    counts = job_counts(result)
+    assert counts["train_student"] == str(1 + 2 * 4 * 5) and counts["evaluate"] == str(2 + 1 + 40)
+    assert "results/tiny/figures/sweep_heatmap.png" in result.stdout
 
 
 def shell_commands(result, script):
@@ -108,19 +170,20 @@ def shell_commands(result, script):
 def test_default_rules_pass_cache_and_speed_flags(tmp_path):
     result = run_snakemake(tmp_path, "-n", "-p", "--cores", "4")
     assert result.returncode == 0, result.stderr[-2000:]
-    teachers = {("frozen" if "--kind frozen" in line else "finetuned"): line
-                for line in shell_commands(result, "train_teacher")}
-    assert "--cache-features" in teachers["frozen"] and "--no-cache-features" in teachers["finetuned"]
-    for line in [*teachers.values(), *shell_commands(result, "train_student")]:
-        assert "--precision auto --jit-compile auto" in line and "--threads 4" in line
+    teachers = shell_commands(result, "train_teacher")
+    frozen = [line for line in teachers if "--no-train-backbone" in line]
+    assert len(frozen) == 1 and "--cache-features" in frozen[0]
+    assert all("--no-cache-features" in line for line in teachers if line not in frozen)
+    for line in [*teachers, *shell_commands(result, "train_student")]:
+        assert "--precision auto --jit-compile auto" in line and "--threads 4" in line and "--upsample 8" in line
     assert all("--teacher-logits" in line and "--augment" not in line
-               for line in shell_commands(result, "train_student") if "--alpha" in line)
+               for line in shell_commands(result, "train_student") if "--method" in line)
 
 
-def test_seed_way_and_augmentation_reach_the_scripts(tmp_path):
+def test_reference_way_and_augmentation_reach_the_scripts(tmp_path):
     preset = tmp_path / "slow.yaml"
-    preset.write_text("teachers:\n  frozen:\n    learning_rate: 1.0e-3\n    cache_features: false\n"
-                      "student:\n  learning_rate: 1.0e-3\n  augment: true\n"
+    preset.write_text("teachers:\n  frozen:\n    cache_features: false\n"
+                      "students:\n  resnet18:\n    augment: true\n"
                       "distillation:\n  soft_targets: online\ntrain:\n  epochs: 5\n  batch_size: 32\n"
                       "  precision: mixed_bfloat16\n  jit_compile: false\n")
     result = run_snakemake(tmp_path, "-n", "-p", "--cores", "4", "--configfile", preset)
@@ -128,13 +191,33 @@ def test_seed_way_and_augmentation_reach_the_scripts(tmp_path):
     assert all("--no-cache-features" in line for line in shell_commands(result, "train_teacher"))
     students = shell_commands(result, "train_student")
     assert len(students) == 3 and all("--augment" in line for line in students)
-    assert all("--teacher-model" in line for line in students if "--alpha" in line)
+    assert all("--teacher-model" in line for line in students if "--method" in line)
     assert all("--precision mixed_bfloat16 --jit-compile false" in line for line in students)
 
 
 def test_augmentation_with_cached_soft_targets_is_refused_before_any_job(tmp_path):
     preset = tmp_path / "augment.yaml"
-    preset.write_text("student:\n  learning_rate: 1.0e-3\n  augment: true\n")
+    preset.write_text("students:\n  resnet18:\n    augment: true\n")
     result = run_snakemake(tmp_path, "-n", "--cores", "1", "--configfile", preset)
     assert result.returncode != 0
-    assert "student.augment: true needs distillation.soft_targets: online" in result.stdout + result.stderr
+    assert "students.resnet18.augment: true needs distillation.soft_targets: online" in result.stdout + result.stderr
+
+
+def test_the_user_data_file_is_an_input_and_never_an_output(tmp_path):
+    data = tmp_path / "my.npz"
+    rng = np.random.default_rng(0)
+    np.savez(data, x_train=rng.integers(0, 256, (120, 32, 32, 3), dtype=np.uint8), y_train=rng.integers(0, 10, 120),
+             x_test=rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8), y_test=rng.integers(0, 10, 40))
+    preset = tmp_path / "npz.yaml"
+    preset.write_text(f"data:\n  source: npz\n  path: {data}\n")
+    result = run_snakemake(tmp_path, "-n", "--configfile", TINY, preset, "--forcerun", "fetch_data")
+    assert result.returncode == 0, result.stderr[-2000:]
+    fetch = result.stdout.split("rule fetch_data:")[1].split("\n\n")[0]
+    assert f"input: {data}" in fetch
+    inside = tmp_path / "results" / "mine.npz"
+    inside.parent.mkdir()
+    shutil.copy(data, inside)
+    preset.write_text(f"data:\n  source: npz\n  path: {inside}\n")
+    refused = run_snakemake(tmp_path, "-n", "--configfile", TINY, preset)
+    assert refused.returncode != 0 and "inside results/" in refused.stdout + refused.stderr
+    assert inside.exists()

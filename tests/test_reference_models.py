@@ -1,7 +1,18 @@
+"""The reference notebook's models as kdbench builds them: parameter counts, frozen parts, weights errors."""
+
 import numpy as np
 import pytest
 
-from kdbench import KdbenchError, models
+from kdbench import KdbenchError, architectures
+from kdbench.architectures import resnet50
+
+
+def build_teacher(weights, upsample, frozen):
+    return architectures.build("resnet50", 10, upsample, weights=weights, train_backbone=not frozen)
+
+
+def build_resnet18(upsample):
+    return architectures.build("resnet18", 10, upsample)
 
 
 def conv(k, cin, cout):
@@ -44,22 +55,23 @@ HEAD_NON_TRAINABLE = 2 * (2048 + 128 + 64)
 
 @pytest.mark.parametrize("upsample, size", [(1, 32), (2, 64), (8, 256)])
 def test_resnet18_shape_and_parameter_count(upsample, size):
-    model = models.build_resnet18(upsample)
+    model = build_resnet18(upsample)
     assert model.count_params() == resnet18_params()
     assert model.output_shape == (None, 10)
     assert model.get_layer("stem_conv").input.shape[1] == size
+    assert model.get_layer("preprocess").dtype_policy.compute_dtype == "float32"  # caffe inside the model
     assert model.layers[-1].get_config()["activation"] == "linear"  # logits, not softmax
 
 
 def test_resnet18_has_projection_only_on_downsampling_blocks():
-    model = models.build_resnet18(1)
+    model = build_resnet18(1)
     names = {layer.name for layer in model.layers}
     assert {"stage2_block1_proj", "stage3_block1_proj", "stage4_block1_proj"} <= names
     assert not {"stage1_block1_proj", "stage2_block2_proj"} & names
 
 
 def test_frozen_teacher_trains_only_the_head():
-    teacher = models.build_teacher(None, upsample=1, frozen=True)
+    teacher = build_teacher(None, upsample=1, frozen=True)
     assert teacher.count_params() == resnet50_notop_params() + HEAD_PARAMS
     trainable = sum(int(np.prod(w.shape)) for w in teacher.trainable_weights)
     assert trainable == HEAD_PARAMS - HEAD_NON_TRAINABLE
@@ -67,13 +79,13 @@ def test_frozen_teacher_trains_only_the_head():
 
 
 def test_finetuned_teacher_trains_backbone_too():
-    teacher = models.build_teacher(None, upsample=1, frozen=False)
+    teacher = build_teacher(None, upsample=1, frozen=False)
     trainable = sum(int(np.prod(w.shape)) for w in teacher.trainable_weights)
     assert trainable > resnet50_notop_params() // 2
 
 
 def test_frozen_backbone_batchnorm_runs_in_inference_mode():
-    teacher = models.build_teacher(None, upsample=1, frozen=True)
+    teacher = build_teacher(None, upsample=1, frozen=True)
     backbone = teacher.get_layer("backbone")
     x = np.random.default_rng(0).normal(size=(4, 32, 32, 3)).astype("float32") * 50
     before = [w.numpy().copy() for w in backbone.weights]
@@ -84,12 +96,12 @@ def test_frozen_backbone_batchnorm_runs_in_inference_mode():
 
 def test_upsample_must_be_power_of_two():
     with pytest.raises(KdbenchError, match="power of two"):
-        models.build_resnet18(3)
+        build_resnet18(3)
 
 
 def test_missing_weights_file_is_reported(tmp_path):
     with pytest.raises(KdbenchError, match="not a file"):
-        models.build_teacher(str(tmp_path / "nope.h5"), upsample=1, frozen=True)
+        build_teacher(str(tmp_path / "nope.h5"), upsample=1, frozen=True)
 
 
 def test_offline_imagenet_weights_error_names_the_cache_file(monkeypatch, tmp_path):
@@ -101,6 +113,15 @@ def test_offline_imagenet_weights_error_names_the_cache_file(monkeypatch, tmp_pa
     monkeypatch.setattr(keras.applications, "ResNet50", offline)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     with pytest.raises(KdbenchError) as err:
-        models.build_teacher("imagenet", upsample=1, frozen=True)
-    assert str(tmp_path / "models" / models.RESNET50_NOTOP_FILE) in str(err.value)
-    assert "model.weights" in str(err.value)
+        build_teacher("imagenet", upsample=1, frozen=True)
+    assert str(tmp_path / "models" / resnet50.SPEC.notop_weights_file) in str(err.value)
+    assert "weights: null" in str(err.value)
+
+
+def test_preprocessing_inside_the_model_is_keras_caffe_preprocessing():
+    from keras.applications.resnet50 import preprocess_input
+
+    from kdbench.architectures.layers import CaffePreprocess
+
+    x = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_array_equal(CaffePreprocess()(x).numpy(), preprocess_input(x.copy()))

@@ -1,0 +1,64 @@
+"""Model architectures, registered by name: each is one module of this package plus one line in ARCHITECTURES.
+
+An architecture module declares, without importing TensorFlow at its top level:
+- STAGES: the names of the feature taps that feature-based distillation methods ask for ("stage1", ...);
+- UPSAMPLE: None to follow the configured model.upsample (the reference's resnet18 and resnet50), or the factor
+  it is built for (1 for resnet18-cifar): see upsample_for;
+- build(num_classes, upsample, **options) -> keras.Model: 32x32 RGB images (0-255) -> logits, with its own
+  preprocessing and resizing inside the model;
+- stage_model(model, stages) -> keras.Model: images -> [logits, *the named stage outputs], one forward pass.
+Teacher architectures take the teacher's options (weights, train_backbone) and build a "backbone" layer
+followed by a "head" layer, which is what lets the frozen teacher train its head on cached features, and
+declare TEACHER = True and features_model(model) -> keras.Model: images -> pooled backbone features.
+Teachers on keras.applications backbones are a Backbone record each (see applications.py).
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from kdbench import KdbenchError
+from kdbench.architectures import efficientnetb0, mobilenetv2, resnet18, resnet18_cifar, resnet50, resnet101
+
+ARCHITECTURES: dict[str, ModuleType] = {
+    "resnet18": resnet18,
+    "resnet18-cifar": resnet18_cifar,
+    "mobilenetv2": mobilenetv2,
+    "resnet50": resnet50,
+    "resnet101": resnet101,
+    "efficientnetb0": efficientnetb0,
+}
+
+
+def get(name: str) -> ModuleType:
+    if name not in ARCHITECTURES:
+        raise KdbenchError(f"unknown architecture '{name}'; known: {', '.join(sorted(ARCHITECTURES))}")
+    return ARCHITECTURES[name]
+
+
+def upsample_for(architecture: str, configured: int) -> int:
+    """The upsampling factor `architecture` is built with: its own UPSAMPLE, or the configured model.upsample
+    where it declares None."""
+    own = getattr(get(architecture), "UPSAMPLE", None)
+    return configured if own is None else own
+
+
+def build(architecture: str, num_classes: int, upsample: int, **options):
+    """The architecture's image -> logits model."""
+    return get(architecture).build(num_classes, upsample, **options)
+
+
+def load_model(path):
+    """Load a .keras checkpoint (safe mode on: kdbench's own layers are registered) with an actionable error."""
+    from pathlib import Path
+
+    import keras
+
+    from kdbench.architectures import layers  # noqa: F401  (registers CaffePreprocess for loading)
+
+    if not Path(path).is_file():
+        raise KdbenchError(f"model file {path} is missing; rerun the training step that writes it")
+    try:
+        return keras.models.load_model(path)
+    except Exception as err:
+        raise KdbenchError(f"cannot load model {path} ({err}); delete it and rerun its training step") from err

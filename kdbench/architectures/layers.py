@@ -1,0 +1,107 @@
+"""Pieces every architecture shares: the input pipeline (preprocessing, upsampling) as layers inside the model,
+and the tapping of stage outputs."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import layers
+
+from kdbench import KdbenchError
+
+IMAGE_SHAPE = (32, 32, 3)
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+@keras.saving.register_keras_serializable(package="kdbench")
+class CaffePreprocess(layers.Layer):
+    """keras.applications' 'caffe' preprocessing (RGB -> BGR, ImageNet channel means subtracted) as a layer.
+
+    It computes in float32 under any precision policy, so the numbers are those of preprocess_input.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs["dtype"] = "float32"
+        super().__init__(**kwargs)
+
+    def call(self, images):
+        bgr = keras.ops.flip(keras.ops.cast(images, "float32"), axis=-1)
+        return bgr - keras.ops.convert_to_tensor(CAFFE_MEAN_BGR, dtype="float32")
+
+
+@keras.saving.register_keras_serializable(package="kdbench")
+class TfPreprocess(layers.Layer):
+    """keras.applications' 'tf' preprocessing (pixels scaled to [-1, 1]: x / 127.5 - 1) as a layer, in float32."""
+
+    def __init__(self, **kwargs):
+        kwargs["dtype"] = "float32"
+        super().__init__(**kwargs)
+
+    def call(self, images):
+        return keras.ops.cast(images, "float32") / 127.5 - 1.0
+
+
+# keras.applications' preprocessing modes -> the layer doing it; None: the model normalises its inputs itself
+PREPROCESSING = {"caffe": CaffePreprocess, "tf": TfPreprocess, None: None}
+
+
+def upsampling_steps(factor: int) -> int:
+    """Number of x2 nearest-neighbour upsamplings for `factor` (the reference uses 8: 32 -> 256 px)."""
+    steps = int(round(math.log2(factor))) if factor >= 1 else -1
+    if steps < 0 or 2 ** steps != factor:
+        raise KdbenchError(f"model.upsample is {factor}; it must be a power of two (1, 2, 4, 8)")
+    return steps
+
+
+def input_size(upsample: int) -> int:
+    """Side in pixels of the images the network proper sees: 32 * `upsample`."""
+    return IMAGE_SHAPE[0] * 2 ** upsampling_steps(upsample)
+
+
+def image_input() -> keras.KerasTensor:
+    return keras.Input(IMAGE_SHAPE, name="image")
+
+
+def preprocess_and_upsample(images, upsample: int, mode: str | None):
+    """`mode` preprocessing ('caffe', 'tf' or None), then x`upsample` nearest upsampling: the layers that
+    input_pipeline finds again by their names."""
+    if mode not in PREPROCESSING:
+        raise KdbenchError(f"unknown preprocessing '{mode}'; known: caffe, tf, None")
+    x = images if PREPROCESSING[mode] is None else PREPROCESSING[mode](name="preprocess")(images)
+    for i in range(upsampling_steps(upsample)):
+        x = layers.UpSampling2D(name=f"upsample_{i + 1}")(x)
+    return x
+
+
+def caffe_and_upsample(images, upsample: int):
+    """The reference notebook's input pipeline: caffe preprocessing, then x`upsample` nearest upsampling."""
+    return preprocess_and_upsample(images, upsample, "caffe")
+
+
+def input_pipeline(model, images):
+    """Apply `model`'s own preprocessing and upsampling layers (stateless) to a new input tensor."""
+    x = images
+    for layer in model.layers:
+        if layer.name == "preprocess" or layer.name.startswith("upsample_"):
+            x = layer(x)
+    return x
+
+
+def stage_layers(stages: dict, wanted) -> list[str]:
+    """The layer names of the `wanted` stages in an architecture's STAGES, with an actionable error."""
+    unknown = [stage for stage in wanted if stage not in stages]
+    if unknown:
+        raise KdbenchError(f"unknown stage(s) {', '.join(unknown)}; this architecture taps {', '.join(stages)}")
+    return [stages[stage] for stage in wanted]
+
+
+def tapped_backbone(model, layer_names, backbone: str = "backbone", head: str = "head"):
+    """images -> [logits, *outputs of the backbone's `layer_names`] for a model made of its input pipeline, a nested
+    `backbone` model and a `head` layer on the backbone's output: one pass, the backbone re-wired to also
+    return its taps, every layer (and weight) shared with `model`."""
+    inner = model.get_layer(backbone)
+    tapped = keras.Model(inner.input, [inner.output, *(inner.get_layer(name).output for name in layer_names)])
+    inputs = image_input()
+    pooled, *features = tapped(input_pipeline(model, inputs))
+    return keras.Model(inputs, [model.get_layer(head)(pooled), *features])

@@ -1,0 +1,116 @@
+"""The runs table: the config expanded once into one row per model to train, each looked up by its id.
+
+A run's id names its files and nothing else: rules and the summary read a run's settings from its row,
+never from its name. Ids are stable: the same teacher, student, method, settings and seed always give the
+same id, whatever else the config asks for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pandas as pd
+
+from kdbench import KdbenchError, architectures, methods
+
+COLUMNS = ["id", "config", "role", "architecture", "upsample", "student", "teacher", "method", "settings", "seed"]
+ROLES = ("teacher", "baseline", "distilled")
+
+
+def canonical_settings(settings: dict) -> str:
+    """Settings as JSON with every number a float (7 and 7.0 are one setting) and exact float text."""
+    def normal(value):
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    return json.dumps({key: normal(value) for key, value in settings.items()}, sort_keys=True)
+
+
+def settings_tag(settings_json: str) -> str:
+    """8 hex digits naming a setting: distinct settings never share a tag in practice (2^32 space)."""
+    return hashlib.sha256(settings_json.encode()).hexdigest()[:8]
+
+
+def present(mapping: dict | None) -> dict:
+    """Config entries that are not switched off (a preset drops an entry by setting it to null)."""
+    return {name: entry for name, entry in (mapping or {}).items() if entry is not None}
+
+
+def expand(config: dict) -> pd.DataFrame:
+    """One row per model: teachers (trained once, with the first seed), then per student and seed the
+    baseline and every teacher x method x setting."""
+    seeds = config["seeds"]
+
+    def upsample(architecture: str) -> int:
+        return architectures.upsample_for(architecture, config["model"]["upsample"])
+
+    teachers, students = present(config["teachers"]), present(config["students"])
+    method_settings = present(config["distillation"]["methods"])
+    rows = [{"id": f"teacher-{name}", "config": f"teacher-{name}", "role": "teacher",
+             "architecture": entry["architecture"], "upsample": upsample(entry["architecture"]), "student": "", "teacher": name, "method": "",
+             "settings": "{}", "seed": seeds[0]} for name, entry in teachers.items()]
+    for student, entry in students.items():
+        for seed in seeds:
+            config_id = f"baseline-{student}"
+            rows.append({"id": f"{config_id}-s{seed}", "config": config_id, "role": "baseline",
+                         "architecture": entry["architecture"], "upsample": upsample(entry["architecture"]),
+                         "student": student, "teacher": "", "method": "",
+                         "settings": "{}", "seed": seed})
+        for teacher in teachers:
+            for method, settings in method_settings.items():
+                for setting in methods.setting_grid(method, settings):
+                    settings_json = canonical_settings(setting)
+                    config_id = f"{method}-{teacher}-{student}-{settings_tag(settings_json)}"
+                    rows.extend({"id": f"{config_id}-s{seed}", "config": config_id, "role": "distilled",
+                                 "architecture": entry["architecture"], "upsample": upsample(entry["architecture"]),
+                                 "student": student, "teacher": teacher,
+                                 "method": method, "settings": settings_json, "seed": seed} for seed in seeds)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    duplicated = table["id"][table["id"].duplicated()]
+    if len(duplicated):
+        raise KdbenchError(f"two runs would share the id {duplicated.iloc[0]}: the config lists one setting twice "
+                           "(e.g. 7 and 7.0 in a sweep); list each value once")
+    return table
+
+
+def write_tsv(table: pd.DataFrame, path) -> None:
+    from kdbench.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, sep="\t", index=False)
+
+
+def read_tsv(path) -> pd.DataFrame:
+    """The runs table as written by write_tsv (empty cells read back as '')."""
+    try:
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise KdbenchError(f"cannot read the runs table {path} ({err}); rerun the workflow to rewrite it") from err
+    if list(table.columns) != COLUMNS:
+        raise KdbenchError(f"{path} has columns {list(table.columns)}, expected {COLUMNS}; "
+                           "rerun the workflow to rewrite it")
+    table[["upsample", "seed"]] = table[["upsample", "seed"]].astype(int)
+    return table
+
+
+def label(row) -> str:
+    """How the summary names a config: 'kd (alpha 0.3, temperature 7) from frozen into resnet18'."""
+    if row["role"] == "teacher":
+        return f"teacher {row['teacher']} ({row['architecture']})"
+    if row["role"] == "baseline":
+        return f"baseline {row['student']}"
+    settings = ", ".join(f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
+                         for key, value in json.loads(row["settings"]).items())
+    return f"{row['method']} ({settings}) {row['teacher']} -> {row['student']}"
+
+
+def code_hash(root: str, paths: list[str]) -> str:
+    """12 hex digits of sha256 over the named files and the .py files of the named folders, by content."""
+    from pathlib import Path
+
+    digest = hashlib.sha256()
+    for entry in paths:
+        path = Path(root, entry)
+        for file in sorted(path.glob("*.py")) if path.is_dir() else [path]:
+            digest.update(f"{file.relative_to(root)}\n".encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:12]
