@@ -45,6 +45,7 @@ import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
 from kdbench import data as kdata  # noqa: E402
+from kdbench import stats  # noqa: E402
 from kdbench import train as ktrain  # noqa: E402
 from kdbench.models import build_resnet18  # noqa: E402  (moves to kdbench/architectures/ in the rewrite)
 
@@ -179,8 +180,7 @@ def scores(logits: np.ndarray, labels: np.ndarray) -> dict:
     predicted = logp.argmax(axis=1)
     return {"accuracy": float(np.mean(predicted == labels)),
             "top_share": float(np.bincount(predicted, minlength=NUM_CLASSES).max() / len(predicted)),
-            "loss": float(-np.mean(logp[np.arange(len(labels)), labels])),
-}
+            "loss": float(-np.mean(logp[np.arange(len(labels)), labels])), "predictions": predicted}
 
 
 def precise_batchnorm(model, x: np.ndarray, batch_size: int = 100) -> None:
@@ -236,6 +236,8 @@ def run_one(variant: str, seed: int, arrays: dict, args) -> dict:
         batch_stat = scores(logits_of(model, x_test, args.batch_size, training=True), y_test)
         precise_batchnorm(model, x_train)
         precise = scores(logits_of(model, x_test, 100), y_test)
+    warnings = stats.degenerate_warnings(moving["predictions"], moving["loss"], history.history["loss"][-1],
+                                         NUM_CLASSES, train_eval["loss"])
     return {"variant": variant, "seed": seed, "init": init_hash,
             "test_acc": 100 * moving["accuracy"], "top_class": 100 * moving["top_share"],
             "test_loss": moving["loss"], "train_acc_fit": 100 * history.history["accuracy"][-1],
@@ -243,7 +245,7 @@ def run_one(variant: str, seed: int, arrays: dict, args) -> dict:
             "train_loss_eval": train_eval["loss"], "acc_batchstat_bn": 100 * batch_stat["accuracy"],
             "top_batchstat_bn": 100 * batch_stat["top_share"], "acc_precise_bn": 100 * precise["accuracy"],
             "top_precise_bn": 100 * precise["top_share"], "loss_precise_bn": precise["loss"],
-            "train_s": seconds}
+            "train_s": seconds, "warnings": len(warnings)}
 
 
 def kdata_steps(upsample: int) -> int:
@@ -260,12 +262,17 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=VARIANTS)
     parser.add_argument("--train-size", type=int, default=1000, help="first N training images (default 1000)")
     parser.add_argument("--test-size", type=int, default=500, help="first N test images (default 500)")
-    parser.add_argument("--upsample", type=int, default=2, help="x2 nearest upsamplings to apply (default 2: 64 px)")
+    parser.add_argument("--upsample", type=int, default=2, help="upsampling factor, a power of two (default 2: 64 px)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="TensorFlow intra-op threads (default 2)")
     parser.add_argument("--csv", help="also write the per-run table here")
+    parser.add_argument("--summarize", metavar="CSV", nargs="+",
+                        help="train nothing: print the tables of earlier runs from their --csv files")
     args = parser.parse_args()
+    if args.summarize:
+        print_summary(pd.concat([pd.read_csv(path, dtype={"init": str}) for path in args.summarize]))
+        return
 
     keras.mixed_precision.set_global_policy("float32")
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -290,23 +297,51 @@ def main() -> None:
     print(f"\n## Collapse benchmark\n\n{ktrain.device_description()}, {args.threads} threads; data {args.data} "
           f"(first {args.train_size} train / {args.test_size} test images), {32 * args.upsample} px, "
           f"{args.epochs} epochs, Adam 1e-3, batch {args.batch_size}, float32, seeds {args.seeds}\n")
+    print_summary(runs)
+
+
+def print_summary(runs: pd.DataFrame) -> None:
+    """The per-run table, the per-variant summary, and each variant paired by seed against kdbench."""
+    runs = runs.copy()
+    if "warnings" not in runs:
+        runs["warnings"] = np.nan
+    missing = runs["warnings"].isna()  # rows written before warnings were recorded: rebuild from the top share
+    runs.loc[missing, "warnings"] = [len(stats.degenerate_warnings(
+        _top_share_predictions(row.top_class), row.test_loss, row.train_loss_fit, NUM_CLASSES,
+        row.train_loss_eval)) for row in runs[missing].itertuples()]
+    runs["warnings"] = runs["warnings"].astype(int)
     print(runs.to_markdown(index=False, floatfmt=".1f"))
-    collapsed = lambda share: int(np.sum(share > 50))  # noqa: E731
+    collapsed = lambda share: int(np.sum(share > 40))  # noqa: E731
     summary = runs.groupby("variant", sort=False).agg(
         test_acc=("test_acc", "mean"), test_acc_std=("test_acc", "std"),
-        collapsed=("top_class", collapsed), test_loss=("test_loss", "median"),
-        train_acc_fit=("train_acc_fit", "mean"), acc_batchstat_bn=("acc_batchstat_bn", "mean"),
+        collapsed=("top_class", collapsed), warned=("warnings", lambda w: int(np.sum(w > 0))),
+        test_loss=("test_loss", "median"), train_acc_fit=("train_acc_fit", "mean"),
+        train_acc_eval=("train_acc_eval", "mean"), acc_batchstat_bn=("acc_batchstat_bn", "mean"),
         acc_precise_bn=("acc_precise_bn", "mean"), acc_precise_bn_std=("acc_precise_bn", "std"),
-        collapsed_precise_bn=("top_precise_bn", collapsed), runs=("seed", "count"))
-    print("\nPer variant (means over seeds; collapsed = runs whose most-predicted class takes > 50 % of the "
-          "test images; test_loss is the median):\n")
+        runs=("seed", "count"))
+    print("\nPer variant (means over seeds; collapsed = runs whose most-predicted class takes > 40 % of the "
+          "test images; warned = runs with any degenerate_warnings; test_loss is the median):\n")
     print(summary.to_markdown(floatfmt=".2f"))
-    if {"kdbench", "notebook"} <= set(args.variants):
-        paired = runs.pivot(index="seed", columns="variant", values="test_acc")
-        diff = paired["notebook"] - paired["kdbench"]
-        print(f"\nnotebook - kdbench, paired by seed (same initial weights, same batches): mean {diff.mean():+.2f}, "
-              f"max |difference| {diff.abs().max():.2f} points")
+    paired = runs.pivot_table(index="seed", columns="variant", values="test_acc")
+    if "kdbench" in paired:
+        print("\nEach variant against kdbench, paired by seed (same initial weights; same batches except "
+              "kdbench-tfdata):")
+        for variant in paired.columns.drop("kdbench"):
+            both = paired[["kdbench", variant]].dropna()
+            if len(both) >= 2:
+                comparison = stats.paired_seed_comparison((both[variant] / 100).tolist(),
+                                                          (both["kdbench"] / 100).tolist())
+                print(f"- {variant} - kdbench: {stats.describe(comparison)}")
+            elif len(both) == 1:
+                gap = float(both[variant].iloc[0] - both["kdbench"].iloc[0])
+                print(f"- {variant} - kdbench (one seed): {gap:+.2f} points")
 
+
+def _top_share_predictions(top_share_percent: float, n: int = 1000) -> np.ndarray:
+    """Predictions with the recorded share on class 0 and the rest spread evenly (enough for the share rule)."""
+    top = int(round(n * top_share_percent / 100))
+    rest = np.arange(n - top) % (NUM_CLASSES - 1) + 1
+    return np.concatenate([np.zeros(top, int), rest])
 
 if __name__ == "__main__":
     main()

@@ -162,3 +162,57 @@ def pooled_mcnemar(correct_pairs: list[tuple[np.ndarray, np.ndarray]], confidenc
                     "predictions)", "difference": difference, "ci_low": difference - half_width,
             "ci_high": difference + half_width, "p_value": float(p_value), "n": len(correct_pairs),
             "only_a": only_a, "only_b": only_b}
+
+
+ONE_CLASS_MARGIN = 1 / 3  # warn when one class takes more than 1/K + (1 - 1/K) / 3 of the predictions (40 % at K = 10)
+LOSS_OVER_UNIFORM = 2.0  # ... or the test loss exceeds twice a uniform guess's, ln K
+LOSS_OVER_TRAIN = 5.0  # ... and 5x the training loss
+EVAL_OVER_TRAIN = 2.0  # ... or the training images, scored in inference mode, lose 2x what fit logged
+
+
+def degenerate_warnings(predictions: np.ndarray, test_loss: float, train_loss: float | None, num_classes: int,
+                        train_eval_loss: float | None = None) -> list[str]:
+    """Say when an accuracy is not a measurement of what a model learned, so the summary warns instead of testing.
+
+    predictions: predicted class per test image (or a (N, K) array of logits/probabilities). train_loss:
+    the last epoch's training loss as fit logs it (training-mode BatchNorm); train_eval_loss, optional:
+    the loss on training images in inference mode, as the test set is scored. Thresholds are calibrated
+    on the collapse benchmark (docs/results.md, "Why the baseline collapsed": ResNet18, 1,000 CIFAR-10
+    images, 64 px, 3 epochs, 5 seeds). Healthy models there put at most 26 % of predictions on one class,
+    had a test loss of at most 3.2 nats (up to 7.7x the training loss: overfitting alone) and an
+    inference-mode training loss at most 1.6x fit's; the collapsed ones put 32-80 % on one class, had a
+    test loss of 3.6-8.2 (8-19x) and an inference-mode training loss 5.6-16x fit's. A warning is given when
+    - one class takes more than 1/K + (1 - 1/K) * ONE_CLASS_MARGIN of the predictions (40 % for K = 10);
+    - the test loss is above LOSS_OVER_UNIFORM * ln K (a uniform guess scores ln K; 4.6 for K = 10) and
+      above LOSS_OVER_TRAIN times the training loss (the ratio alone cannot tell overfitting from collapse);
+    - the inference-mode training loss is above EVAL_OVER_TRAIN times fit's and 0.5 nats more: the model
+      does not recognise its own training images once BatchNorm uses its moving statistics (the sharpest
+      sign: it flagged all 5 collapsed runs and none of the 10 others);
+    - the test loss is not finite.
+    """
+    predictions = np.asarray(predictions)
+    if predictions.ndim == 2:
+        predictions = predictions.argmax(axis=1)
+    warnings = []
+    counts = np.bincount(predictions.astype(int), minlength=num_classes)
+    top, share = int(counts.argmax()), counts.max() / max(len(predictions), 1)
+    share_limit = 1 / num_classes + (1 - 1 / num_classes) * ONE_CLASS_MARGIN
+    if share > share_limit:
+        warnings.append(f"predicts class {top} for {100 * share:.0f} % of the {len(predictions)} test images "
+                        f"(a balanced test set has {100 / num_classes:.0f} % per class; warning above "
+                        f"{100 * share_limit:.0f} %): its accuracy does not measure what it learned")
+    uniform_loss = float(np.log(num_classes))
+    if not np.isfinite(test_loss):
+        warnings.append(f"its test loss is {test_loss}, not finite: the model diverged or its outputs overflow")
+    elif (test_loss > LOSS_OVER_UNIFORM * uniform_loss
+          and (train_loss is None or test_loss > LOSS_OVER_TRAIN * train_loss)):
+        versus_train = ("" if train_loss is None
+                        else f", {test_loss / train_loss:.0f}x its training loss {train_loss:.2f}")
+        warnings.append(f"its test loss {test_loss:.2f} is over {LOSS_OVER_UNIFORM:g}x that of a uniform guess "
+                        f"(ln {num_classes} = {uniform_loss:.2f}){versus_train}: confidently wrong on the test set")
+    if (train_eval_loss is not None and train_loss is not None and np.isfinite(train_eval_loss)
+            and train_eval_loss > EVAL_OVER_TRAIN * train_loss and train_eval_loss > train_loss + 0.5):
+        warnings.append(f"on its own training images it loses {train_eval_loss:.2f} in inference mode against "
+                        f"{train_loss:.2f} during training: its BatchNorm moving statistics do not match the "
+                        "batch statistics it trained with (too few steps for the BatchNorm momentum?)")
+    return warnings

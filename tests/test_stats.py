@@ -174,3 +174,52 @@ def test_describe_gives_the_paired_verdict_with_its_sharpness():
         "not significant at 0.05; with these 5 seeds only a difference of ±2.1 points or more would be "
         "detected with 80% power")
     assert stats.describe({**comparison, "notes": ["a note"]}).endswith("80% power; a note")
+
+
+# Degenerate-model warnings -----------------------------------------------------------------------------
+
+def predictions_with_share(share: float, n: int = 500, num_classes: int = 10) -> np.ndarray:
+    top = int(round(share * n))
+    return np.concatenate([np.full(top, 3), np.arange(n - top) % (num_classes - 1) + 4]) % num_classes
+
+
+# (top-class share, test loss, fit's training loss, inference-mode training loss) measured by
+# benchmarks/collapse.py (docs/results.md): kdbench's ResNet18 at momentum 0.99, the same weights with
+# BatchNorm momentum 0.9, and the notebook's code under Keras 3 (no BatchNorm in training mode)
+COLLAPSED = [(0.800, 8.158, 0.421, 6.264), (0.320, 4.713, 0.513, 3.154), (0.450, 3.630, 0.452, 2.515),
+             (0.658, 6.354, 0.416, 4.457), (0.500, 8.151, 0.446, 7.262)]
+HEALTHY = [(0.184, 3.124, 0.421, 0.397), (0.204, 3.159, 0.513, 0.671), (0.238, 2.656, 0.452, 0.635),
+           (0.258, 3.214, 0.416, 0.589), (0.230, 3.199, 0.446, 0.712), (0.358, 2.087, 2.071, 1.881)]
+
+
+@pytest.mark.parametrize("share, test_loss, train_loss, train_eval_loss", COLLAPSED)
+def test_every_measured_collapse_is_warned_about(share, test_loss, train_loss, train_eval_loss):
+    assert stats.degenerate_warnings(predictions_with_share(share), test_loss, train_loss, 10, train_eval_loss)
+    # the inference-mode training loss alone catches each of them
+    assert any("own training images" in w for w in stats.degenerate_warnings(
+        predictions_with_share(0.1), 1.0, train_loss, 10, train_eval_loss))
+
+
+@pytest.mark.parametrize("share, test_loss, train_loss, train_eval_loss", HEALTHY)
+def test_no_warning_for_the_measured_healthy_models(share, test_loss, train_loss, train_eval_loss):
+    assert stats.degenerate_warnings(predictions_with_share(share), test_loss, train_loss, 10, train_eval_loss) == []
+
+
+def test_one_class_warning_names_the_class_and_share():
+    warnings = stats.degenerate_warnings(predictions_with_share(0.8), 2.0, 1.9, 10)
+    assert len(warnings) == 1 and "class 3 for 80 % of the 500 test images" in warnings[0]
+    assert stats.degenerate_warnings(predictions_with_share(0.39), 2.0, 1.9, 10) == []
+    assert stats.degenerate_warnings(predictions_with_share(0.41), 2.0, 1.9, 10) != []
+    two_classes = np.array([0] * 65 + [1] * 35)  # limit for K = 2 is 1/2 + 1/6 = 67 %
+    assert stats.degenerate_warnings(two_classes, 0.6, 0.5, 2) == []
+    logits = np.eye(10)[np.zeros(100, int)]  # (N, K) scores are reduced to their argmax
+    assert "class 0 for 100 %" in stats.degenerate_warnings(logits, 2.0, 1.9, 10)[0]
+
+
+def test_loss_warning_needs_both_a_bad_loss_and_a_gap_to_training():
+    balanced = predictions_with_share(0.1)
+    assert "test loss 6.00" in stats.degenerate_warnings(balanced, 6.0, 0.5, 10)[0]
+    assert "test loss 6.00" in stats.degenerate_warnings(balanced, 6.0, None, 10)[0]
+    assert stats.degenerate_warnings(balanced, 6.0, 2.0, 10) == []  # bad on training images too: not a gap
+    assert stats.degenerate_warnings(balanced, 4.0, 0.1, 10) == []  # overfit, but below 2 ln 10 = 4.61
+    assert "not finite" in stats.degenerate_warnings(balanced, float("nan"), 0.5, 10)[0]
