@@ -116,6 +116,20 @@ def compare_to_baseline(results: pd.DataFrame, config: str, correct: dict[str, n
     return comparisons
 
 
+def model_warnings(results: pd.DataFrame, predictions: dict[str, np.ndarray], train_losses: dict[str, float | None],
+                   num_classes: int) -> dict[str, list[str]]:
+    """Degenerate models (stats.degenerate_warnings) by run id: the summary warns about them instead of
+    letting their accuracy pass for a measurement."""
+    found = {}
+    for run in results.to_dict("records"):
+        if run["id"] in predictions:
+            warnings = stats.degenerate_warnings(predictions[run["id"]], run["test_loss"],
+                                                 train_losses.get(run["id"]), num_classes)
+            if warnings:
+                found[run["id"]] = warnings
+    return found
+
+
 def format_seconds(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
@@ -243,7 +257,8 @@ def verdict_lines(results: pd.DataFrame, table: pd.DataFrame, chosen: dict, corr
 
 def build_summary(title: str, description: str, data_info: dict, results: pd.DataFrame,
                   records: dict[str, dict], correct: dict[str, np.ndarray],
-                  figures: dict[str, str] | None = None) -> tuple[str, pd.DataFrame]:
+                  figures: dict[str, str] | None = None,
+                  warnings: dict[str, list[str]] | None = None) -> tuple[str, pd.DataFrame]:
     """The markdown document and the summary.csv table (runs plus per-config mean and std rows)."""
     if results.empty:
         raise ValueError("no runs to summarise")
@@ -252,6 +267,10 @@ def build_summary(title: str, description: str, data_info: dict, results: pd.Dat
     first_train = records[results["id"].iloc[0]]["train"]
     with_reference = reference_matches(data_info, results, first_train)
     lines = run_header(title, description, data_info, results, [records[i]["train"] for i in results["id"]])
+    if warnings:
+        lines += ["## Warnings", "", "These models are degenerate: their accuracy does not measure what they "
+                  "learned, and comparisons involving them mean little.", ""]
+        lines += [f"- {run_id}: {'; '.join(found)}." for run_id, found in warnings.items()] + [""]
     lines += ["## Accuracy", "", "Mean ± standard deviation over seeds (n)."
               + (" Agreement: the share of test images where a distilled student predicts its teacher's class, "
                  "and the mean KL divergence from the teacher's to the student's predictions (T = 1)."

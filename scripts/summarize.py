@@ -41,8 +41,8 @@ def main() -> None:
         if len(paths) != len(ids) or any(Path(p).parent.name != i for p, i in zip(paths, ids)):
             raise KdbenchError(f"{flag} must list one file per run of {args.runs}, in its order")
     records = {i: read_metrics(p) for i, p in zip(ids, args.metrics)}
-    correct = {i: (frame["label"] == frame["prediction"]).to_numpy()
-               for i, frame in ((i, read_predictions(p)) for i, p in zip(ids, args.predictions))}
+    predictions = {i: read_predictions(p) for i, p in zip(ids, args.predictions)}
+    correct = {i: (frame["label"] == frame["prediction"]).to_numpy() for i, frame in predictions.items()}
     data_info = read_json(args.data_info)
     if args.expect:
         problems = report.mismatches(table, records, data_info, json.loads(args.expect))
@@ -54,6 +54,11 @@ def main() -> None:
     figure_paths = {"accuracy_vs_cost": args.accuracy_vs_cost, "training_curves": args.training_curves,
                     "sweep_heatmap": args.sweep_heatmap}
     histories = {run_id: read_history(path) for run_id, path in zip(ids, args.histories)}
+    # a distilled model's logged loss includes its KD terms: only plain cross-entropy compares with test loss
+    train_losses = {run_id: float(histories[run_id]["loss"].iloc[-1]) for run_id, role in zip(ids, table["role"])
+                    if role != "distilled"}
+    warnings = report.model_warnings(results, {i: frame["prediction"].to_numpy() for i, frame in predictions.items()},
+                                     train_losses, data_info["num_classes"])
     report.write_figures(results, histories, figure_paths)
 
     here = os.path.dirname(os.path.abspath(args.out))
@@ -68,7 +73,7 @@ def main() -> None:
     for run_id, png in zip(ids, args.confusion_pngs):
         figures[f"confusion matrix: {run_id}"] = relative(png)
     text, csv = report.build_summary(args.title, args.description, data_info, results, records,
-                                     correct, figures)
+                                     correct, figures, warnings)
     with atomic_path(args.csv_out) as tmp:
         csv.to_csv(tmp, index=False)
     with atomic_path(args.out) as tmp:

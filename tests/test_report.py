@@ -49,8 +49,8 @@ RECORDS = {
        for s, acc in enumerate([0.64, 0.65, 0.66])},
     **{f"kd-b-s{s}": record(f"kd-b-s{s}", 0.90, 0.60, "distilled", s, OTHER, agreement=0.8) for s in range(3)},
 }
-DATA = {"dataset": "cifar10", "source": "npz", "path": "x.npz", "train_size": 10000, "val_size": 2000,
-        "test_size": 2000}
+DATA = {"dataset": "cifar10", "num_classes": 10, "source": "npz", "path": "x.npz", "train_size": 10000,
+        "val_size": 2000, "test_size": 2000}
 
 
 def summary(records=RECORDS, runs_table=RUNS, data=DATA, correct=None):
@@ -117,6 +117,16 @@ def test_summary_marks_synthetic_data_and_says_epochs_right():
     one_epoch["train"]["epochs"] = 1
     text, _ = summary({"teacher-frozen": one_epoch}, table, {**DATA, "source": "synthetic"})
     assert "NOT CIFAR-10" in text and "1 epoch," in text and "weights: imagenet" in text
+
+
+def test_a_model_that_predicts_one_class_is_flagged_not_trusted():
+    results = report.results_table(RUNS, RECORDS)
+    predictions = {run_id: np.arange(50) % 10 for run_id in RUNS["id"]}
+    predictions["baseline-resnet18-s1"] = np.array([3] * 45 + [1] * 5)
+    warnings = report.model_warnings(results, predictions, {}, 10)
+    assert list(warnings) == ["baseline-resnet18-s1"] and "predicts class 3 for 90 %" in warnings["baseline-resnet18-s1"][0]
+    text, _ = report.build_summary("unit", "", DATA, results, RECORDS, {}, warnings=warnings)
+    assert "## Warnings" in text and "- baseline-resnet18-s1: predicts class 3" in text
 
 
 def test_records_made_with_other_settings_are_named():
