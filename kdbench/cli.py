@@ -99,6 +99,7 @@ def add_training_args(parser) -> None:
                         help="Keras dtype policy; auto: mixed_bfloat16 on a CPU with native bf16, else float32")
     parser.add_argument("--jit-compile", default="auto", choices=list(JIT_COMPILE),
                         help="XLA compilation of the training step; auto: on a GPU only (Keras's default)")
+    parser.add_argument("--tensorboard-dir", help="also write TensorBoard logs there (train.tensorboard: true)")
     parser.add_argument("--resume-dir", required=True,
                         help="scratch folder for resumable state (not a declared output)")
     parser.add_argument("--model-out", required=True, help="output .keras checkpoint")
@@ -113,7 +114,7 @@ def resume_key(args, *inputs: str | None) -> dict:
     from kdbench.io import sha256_of
 
     flags = {key: value for key, value in vars(args).items()
-             if key not in ("threads", "resume_dir", "model_out", "history_out", "info_out")}
+             if key not in ("threads", "resume_dir", "model_out", "history_out", "info_out", "tensorboard_dir")}
     if "precision" in flags:  # 'auto' differs between machines: a resumed run must train in the same one
         flags["precision"] = resolve_precision(flags["precision"])
     return {"flags": flags, "inputs": {path: sha256_of(path) for path in inputs if path and os.path.isfile(path)}}

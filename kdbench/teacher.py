@@ -25,7 +25,8 @@ def backbone_features(teacher: keras.Model, architecture: str, x: np.ndarray, ba
 def fit_teacher(teacher: keras.Model, architecture: str, x: np.ndarray, y: np.ndarray, *, learning_rate: float,
                 batch_size: int, epochs: int, seed: int, resume_dir: str | Path, cache_features: bool,
                 jit_compile: bool | str = "auto", run_key: dict | None = None,
-                validation: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[pd.DataFrame, float]:
+                validation: tuple[np.ndarray, np.ndarray] | None = None,
+                tensorboard_dir: str | Path | None = None) -> tuple[pd.DataFrame, float]:
     """Train `teacher` in place; returns its per-epoch history and the seconds spent computing features.
 
     cache_features: the frozen backbone runs once per image and only the head trains, on those features;
@@ -41,7 +42,7 @@ def fit_teacher(teacher: keras.Model, architecture: str, x: np.ndarray, y: np.nd
         train_ds = train.make_dataset(x, y, batch_size, shuffle=True, seed=seed)
         scorers = [train.ValidationMetrics(teacher, *validation)] if validation else []
         return train.fit_resumable(teacher, train_ds, epochs, resume_dir, run_key=run_key,
-                                   extra_callbacks=scorers), 0.0
+                                   extra_callbacks=scorers, tensorboard_dir=tensorboard_dir), 0.0
     if teacher.get_layer("backbone").trainable:
         raise KdbenchError("backbone features can be cached only for a frozen teacher: a trainable backbone "
                            "changes every step; drop --cache-features")
@@ -57,4 +58,4 @@ def fit_teacher(teacher: keras.Model, architecture: str, x: np.ndarray, y: np.nd
     compile_(head)
     train_ds = train.make_dataset(features, y, batch_size, shuffle=True, seed=seed)
     return train.fit_resumable(head, train_ds, epochs, resume_dir, run_key=run_key,
-                               extra_callbacks=scorers), feature_seconds
+                               extra_callbacks=scorers, tensorboard_dir=tensorboard_dir), feature_seconds

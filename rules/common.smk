@@ -9,7 +9,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)
-from kdbench import methods, preflight
+from kdbench import hardware, methods, preflight
 from kdbench.config import config_errors, normalise
 from kdbench.runs import code_hash, expand, present
 
@@ -32,6 +32,19 @@ _env += (
 if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
     _env += f"export PATH={shlex.quote(os.path.dirname(sys.executable))}:$PATH; "
 shell.prefix(_env)
+
+# Local runs on a machine with N GPUs: at most N GPU jobs at once, each locking a GPU of its own before
+# TensorFlow starts (Snakemake counts GPUs but assigns none). Without GPUs, or on a cluster, only cores
+# (or SLURM) limit the jobs; `--resources gpu=K` on the command line still wins.
+if (
+    workflow.is_main_process
+    and workflow.local_exec
+    and "gpu" not in workflow.global_resources
+):
+    _gpus = hardware.gpu_count()
+    if _gpus:
+        workflow.register_resource("gpu", _gpus)
+        shell.prefix(_env + f"export {hardware.GPU_LOCKS_ENV}=1; ")
 
 RESULTS = f"results/{config['run_name']}"
 DATA = f"{RESULTS}/data/dataset.npz"
@@ -91,6 +104,11 @@ def training_flags(model):
         f"--precision {train['precision']} --jit-compile {str(train['jit_compile']).lower()} "
         f"--{'' if train['deterministic'] else 'no-'}deterministic "
         f"--seed {run(model)['seed']} --resume-dir {RESULTS}/.resume/{model}"
+        + (
+            f" --tensorboard-dir {RESULTS}/tensorboard/{model}"
+            if train["tensorboard"]
+            else ""
+        )
     )
 
 

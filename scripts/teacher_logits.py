@@ -3,7 +3,7 @@
 
 import argparse
 
-from kdbench import cli
+from kdbench import cli, hardware
 
 
 def main() -> None:
@@ -14,6 +14,7 @@ def main() -> None:
     parser.add_argument("--threads", type=cli.positive_int, default=1)
     parser.add_argument("--out", required=True, help="output .npy of shape (training images, classes)")
     args = parser.parse_args()
+    hardware.claim_gpus_if_asked()  # before TensorFlow sees a GPU: one free GPU of this machine, locked
 
     import numpy as np
 

@@ -4,7 +4,7 @@
 import argparse
 import json
 
-from kdbench import KdbenchError, cli
+from kdbench import KdbenchError, cli, hardware
 
 
 def main() -> None:
@@ -21,6 +21,7 @@ def main() -> None:
                         help="random flips and shifts of the training images (needs --teacher-model to distil)")
     cli.add_training_args(parser)
     args = parser.parse_args()
+    hardware.claim_gpus_if_asked()  # before TensorFlow sees a GPU: one free GPU of this machine, locked
     if args.method and not (args.teacher_logits or args.teacher_model):
         raise KdbenchError(f"--method {args.method} needs --teacher-logits or --teacher-model")
     if args.augment and args.teacher_logits:
@@ -30,7 +31,7 @@ def main() -> None:
 
     import keras
 
-    from kdbench import architectures, datasets, distill, hardware, methods, train
+    from kdbench import architectures, datasets, distill, methods, train
 
     architectures.get(args.architecture)  # unknown names fail before TensorFlow starts work
     settings = {}
@@ -81,6 +82,7 @@ def main() -> None:
     if args.method:
         callbacks.append(distill.EpochCounter())
     history = train.fit_resumable(model, train_ds, args.epochs, args.resume_dir, extra_callbacks=callbacks,
+                                  tensorboard_dir=args.tensorboard_dir,
                                   run_key=cli.resume_key(args, args.data, args.teacher_logits, args.teacher_model))
     info = cli.training_info(args, role="distilled" if args.method else "baseline", architecture=args.architecture,
                              initial_weights_sha256=initial_weights,

@@ -3,7 +3,7 @@
 
 import argparse
 
-from kdbench import cli
+from kdbench import cli, hardware
 
 
 def main() -> None:
@@ -18,9 +18,10 @@ def main() -> None:
                              "features (--no-cache-features: the backbone runs in every epoch)")
     cli.add_training_args(parser)
     args = parser.parse_args()
+    hardware.claim_gpus_if_asked()  # before TensorFlow sees a GPU: one free GPU of this machine, locked
     weights = None if args.weights.lower() in ("none", "null") else args.weights
 
-    from kdbench import architectures, datasets, hardware, teacher, train
+    from kdbench import architectures, datasets, teacher, train
 
     architectures.get(args.architecture)  # an unknown name fails before TensorFlow starts work
     train.configure_runtime(args.threads, args.seed, args.deterministic)
@@ -39,7 +40,8 @@ def main() -> None:
             model, args.architecture, x_train, arrays["y_train"], learning_rate=args.learning_rate,
             batch_size=args.batch_size, epochs=args.epochs, seed=args.seed, resume_dir=args.resume_dir,
             cache_features=args.cache_features, jit_compile=hardware.jit_compile_flag(args.jit_compile),
-            run_key=cli.resume_key(args, args.data, weights), validation=datasets.validation_split(arrays))
+            run_key=cli.resume_key(args, args.data, weights), validation=datasets.validation_split(arrays),
+            tensorboard_dir=args.tensorboard_dir)
     info = cli.training_info(args, role="teacher", architecture=args.architecture, weights=str(weights),
                              train_backbone=args.train_backbone, precision=precision,
                              cache_features=args.cache_features, feature_seconds=feature_seconds,
