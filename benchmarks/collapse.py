@@ -7,7 +7,8 @@ layer by layer; the initial-weight hash is printed) and, except 'kdbench-tfdata'
 (model.fit's own shuffle on NumPy arrays, re-seeded before each fit), so per seed the rows differ only in
 the one thing a variant changes:
 
-  kdbench          kdbench.models.build_resnet18: functional, ReLU layers, logits, sparse CE from logits
+  kdbench          kdbench's "resnet18" architecture: functional, caffe preprocessing inside the model, ReLU
+                   layers, logits, sparse CE from logits
   notebook         the notebook's subclassed ResNet18 (nested block Models, tf.nn.relu, softmax head,
                    categorical CE on probabilities, one-hot labels), written anew here, with a `training`
                    argument on the outer call: it trains as the notebook did under tf.keras 2, whose fit
@@ -17,7 +18,9 @@ the one thing a variant changes:
                    call() declares it), so every BatchNormalization runs in inference mode: it never
                    normalises by batch statistics and its moving statistics never move
   kdbench-tfdata   kdbench's model fed by kdbench.train.make_dataset (tf.data shuffle, as the workflow does)
-  kdbench-bn0.9    kdbench's model with BatchNormalization(momentum=0.9) instead of Keras's 0.99
+  kdbench-bn0.9    kdbench's model with BatchNormalization(momentum=0.9)
+  kdbench-bn0.99   kdbench's model with BatchNormalization(momentum=0.99), Keras's default (the contrast
+                   stays measurable once kdbench's own momentum changes)
 
 Each trained model is evaluated three ways: with BatchNorm's moving statistics (what evaluate and the
 workflow do), with batch statistics of each test batch of 32 (training-mode BatchNorm), and after
@@ -44,13 +47,13 @@ import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
-from kdbench import data as kdata  # noqa: E402
+from kdbench import architectures  # noqa: E402
+from kdbench.architectures.layers import upsampling_steps  # noqa: E402
 from kdbench import stats  # noqa: E402
 from kdbench import train as ktrain  # noqa: E402
-from kdbench.models import build_resnet18  # noqa: E402  (moves to kdbench/architectures/ in the rewrite)
 
 NUM_CLASSES = 10
-VARIANTS = ["kdbench", "notebook", "notebook-keras3", "kdbench-tfdata", "kdbench-bn0.9"]
+VARIANTS = ["kdbench", "notebook", "notebook-keras3", "kdbench-tfdata", "kdbench-bn0.9", "kdbench-bn0.99"]
 
 
 class NotebookBlock(keras.Model):
@@ -204,16 +207,20 @@ def build(variant: str, init_model: keras.Model, upsample_steps: int):
         for mine, theirs in zip(model.weighted_layers(), kdbench_weighted_layers(init_model)):
             mine.set_weights(theirs.get_weights())
         return model, model.weighted_layers(), True
-    model = with_momentum(init_model, 0.9) if variant.endswith("bn0.9") else init_model
-    return model, kdbench_weighted_layers(model), False
+    if variant.startswith("kdbench-bn"):
+        init_model = with_momentum(init_model, float(variant.removeprefix("kdbench-bn")))
+    return init_model, kdbench_weighted_layers(init_model), False
 
 
 def run_one(variant: str, seed: int, arrays: dict, args) -> dict:
     keras.utils.set_random_seed(seed)
-    init_model = build_resnet18(args.upsample, NUM_CLASSES, name="resnet18")
-    model, weighted, softmax_head = build(variant, init_model, kdata_steps(args.upsample))
+    init_model = architectures.build("resnet18", NUM_CLASSES, args.upsample)
+    model, weighted, softmax_head = build(variant, init_model, upsampling_steps(args.upsample))
     init_hash = weights_hash(weighted)
-    x_train, y_train, x_test, y_test = (arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+    # kdbench's model preprocesses inside; the notebook applies preprocess_input to the arrays beforehand
+    images = "preprocessed" if softmax_head else "raw"
+    x_train, x_test = arrays[f"x_train_{images}"], arrays[f"x_test_{images}"]
+    y_train, y_test = arrays["y_train"], arrays["y_test"]
     if softmax_head:
         loss, targets = keras.losses.CategoricalCrossentropy(), keras.utils.to_categorical(y_train, NUM_CLASSES)
     else:
@@ -248,13 +255,6 @@ def run_one(variant: str, seed: int, arrays: dict, args) -> dict:
             "train_s": seconds, "warnings": len(warnings)}
 
 
-def kdata_steps(upsample: int) -> int:
-    steps = int(round(np.log2(upsample)))
-    if 2 ** steps != upsample:
-        raise SystemExit(f"--upsample must be a power of two, got {upsample}")
-    return steps
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help=".npz with x_train, y_train, x_test, y_test (uint8, 32x32x3)")
@@ -279,10 +279,13 @@ def main() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(min(args.threads, 2))
     tf.config.experimental.enable_op_determinism()
     with np.load(args.data) as npz:
-        arrays = {"x_train": kdata.preprocess(npz["x_train"][:args.train_size]),
+        arrays = {"x_train_raw": npz["x_train"][:args.train_size].astype(np.float32),
                   "y_train": np.asarray(npz["y_train"][:args.train_size]).reshape(-1).astype(np.int64),
-                  "x_test": kdata.preprocess(npz["x_test"][:args.test_size]),
+                  "x_test_raw": npz["x_test"][:args.test_size].astype(np.float32),
                   "y_test": np.asarray(npz["y_test"][:args.test_size]).reshape(-1).astype(np.int64)}
+    for split in ("train", "test"):  # the notebook's preprocessing: caffe (RGB -> BGR, ImageNet mean subtracted)
+        raw = arrays[f"x_{split}_raw"]
+        arrays[f"x_{split}_preprocessed"] = keras.applications.resnet50.preprocess_input(raw.copy())
 
     rows = []
     for seed in args.seeds:
@@ -306,9 +309,10 @@ def print_summary(runs: pd.DataFrame) -> None:
     if "warnings" not in runs:
         runs["warnings"] = np.nan
     missing = runs["warnings"].isna()  # rows written before warnings were recorded: rebuild from the top share
-    runs.loc[missing, "warnings"] = [len(stats.degenerate_warnings(
-        _top_share_predictions(row.top_class), row.test_loss, row.train_loss_fit, NUM_CLASSES,
-        row.train_loss_eval)) for row in runs[missing].itertuples()]
+    if missing.any():
+        runs.loc[missing, "warnings"] = [len(stats.degenerate_warnings(
+            _top_share_predictions(row.top_class), row.test_loss, row.train_loss_fit, NUM_CLASSES,
+            row.train_loss_eval)) for row in runs[missing].itertuples()]
     runs["warnings"] = runs["warnings"].astype(int)
     print(runs.to_markdown(index=False, floatfmt=".1f"))
     collapsed = lambda share: int(np.sum(share > 40))  # noqa: E731
