@@ -99,6 +99,8 @@ def add_training_args(parser) -> None:
                         help="Keras dtype policy; auto: mixed_bfloat16 on a CPU with native bf16, else float32")
     parser.add_argument("--jit-compile", default="auto", choices=list(JIT_COMPILE),
                         help="XLA compilation of the training step; auto: on a GPU only (Keras's default)")
+    parser.add_argument("--bn-momentum", type=fraction, default=None,
+                        help="momentum of every BatchNorm's moving statistics (default: the architecture's)")
     parser.add_argument("--tensorboard-dir", help="also write TensorBoard logs there (train.tensorboard: true)")
     parser.add_argument("--resume-dir", required=True,
                         help="scratch folder for resumable state (not a declared output)")

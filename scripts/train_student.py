@@ -53,7 +53,8 @@ def main() -> None:
     x_train, y_train = arrays["x_train"].astype("float32"), arrays["y_train"]
     strategy = train.distribution_strategy()
     with strategy.scope():  # models and optimizer state are created inside it (mirrored over GPUs)
-        student = architectures.build(args.architecture, len(arrays["class_names"]), args.upsample, name="student")
+        student = architectures.build(args.architecture, len(arrays["class_names"]), args.upsample, name="student",
+                                      bn_momentum=args.bn_momentum)
         initial_weights = train.weights_digest(student)  # same seed, same architecture: same start, paired runs
         if not args.method:
             model, targets = student, y_train

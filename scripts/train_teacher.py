@@ -35,7 +35,7 @@ def main() -> None:
     strategy = train.distribution_strategy()
     with strategy.scope():  # models and optimizer state are created inside it (mirrored over GPUs)
         model = architectures.build(args.architecture, len(arrays["class_names"]), args.upsample, weights=weights,
-                                    train_backbone=args.train_backbone)
+                                    train_backbone=args.train_backbone, bn_momentum=args.bn_momentum)
         history, feature_seconds = teacher.fit_teacher(
             model, args.architecture, x_train, arrays["y_train"], learning_rate=args.learning_rate,
             batch_size=args.batch_size, epochs=args.epochs, seed=args.seed, resume_dir=args.resume_dir,

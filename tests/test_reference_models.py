@@ -125,3 +125,17 @@ def test_preprocessing_inside_the_model_is_keras_caffe_preprocessing():
 
     x = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype("float32")
     np.testing.assert_array_equal(CaffePreprocess()(x).numpy(), preprocess_input(x.copy()))
+
+
+def test_bn_momentum_option_reaches_every_batchnorm_and_survives_saving(tmp_path):
+    import keras
+
+    def momenta(model):
+        return {layer.momentum for layer in model._flatten_layers()
+                if isinstance(layer, keras.layers.BatchNormalization)}
+
+    assert momenta(build_resnet18(1)) == {0.99}  # the reference's (Keras's default)
+    model = architectures.build("resnet18", 10, 1, bn_momentum=0.9)
+    assert momenta(model) == {0.9}
+    model.save(tmp_path / "m.keras")
+    assert momenta(keras.models.load_model(tmp_path / "m.keras")) == {0.9}

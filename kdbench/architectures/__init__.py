@@ -43,9 +43,17 @@ def upsample_for(architecture: str, configured: int) -> int:
     return configured if own is None else own
 
 
-def build(architecture: str, num_classes: int, upsample: int, **options):
-    """The architecture's image -> logits model."""
-    return get(architecture).build(num_classes, upsample, **options)
+def build(architecture: str, num_classes: int, upsample: int, bn_momentum: float | None = None, **options):
+    """The architecture's image -> logits model; `bn_momentum` replaces every BatchNorm's momentum (None: keep
+    the architecture's, Keras's 0.99 for the reference's models)."""
+    model = get(architecture).build(num_classes, upsample, **options)
+    if bn_momentum is not None:
+        import keras
+
+        for layer in model._flatten_layers():
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = bn_momentum
+    return model
 
 
 def load_model(path):
