@@ -52,7 +52,8 @@ def test_augmented_student_refuses_teacher_logits_of_unaugmented_images(tmp_path
     assert "--augment --epochs 2" in result.stderr and "--teacher-model" in result.stderr
 
 
-@pytest.mark.parametrize("script, says", [("speed.py", "seed's way"), ("precision.py", "mixed_bfloat16")])
+@pytest.mark.parametrize("script, says", [("speed.py", "seed's way"), ("precision.py", "mixed_bfloat16"),
+                                          ("augment_cost.py", "cached once on every epoch's views")])
 def test_benchmarks_have_help(script, says):
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--help"],
                             capture_output=True, text=True)
