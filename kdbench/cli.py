@@ -83,13 +83,44 @@ def power_of_two(text: str) -> int:
     return _number(text, int, "1, 2, 4, 8 or 16", lambda v: v in (1, 2, 4, 8, 16))
 
 
+def non_negative_float(text: str) -> float:
+    return _number(text, float, "a number >= 0", lambda v: math.isfinite(v) and v >= 0)
+
+
+def momentum(text: str) -> float:
+    return _number(text, float, "a number from 0 up to (not including) 1", lambda v: 0 <= v < 1)
+
+
+def ema_decay(text: str) -> float | None:
+    """'none' (no weight averaging) or the moving average's decay, between 0 and 1 (e.g. 0.999)."""
+    if text.lower() in ("none", "false", "off"):
+        return None
+    return _number(text, float, "none or a decay between 0 and 1 (e.g. 0.999)", lambda v: 0 < v < 1)
+
+
 def add_training_args(parser) -> None:
     """Flags every training script takes; rules pass each explicitly so Snakemake sees changes."""
     parser.add_argument("--data", required=True, help=".npz written by fetch_data.py")
     parser.add_argument("--upsample", type=power_of_two, default=8, help="x2 upsamplings inside the model: 8 = 256 px")
     parser.add_argument("--epochs", type=positive_int, required=True)
     parser.add_argument("--batch-size", type=positive_int, default=32)
-    parser.add_argument("--learning-rate", type=positive_float, default=1e-3, help="Adam learning rate")
+    parser.add_argument("--learning-rate", type=positive_float, default=1e-3,
+                        help="the learning rate (with --schedule cosine: its peak, after the warm-up)")
+    parser.add_argument("--optimizer", default="adam", choices=["adam", "sgd"],
+                        help="adam (the reference's) or sgd with Nesterov momentum and weight decay")
+    parser.add_argument("--momentum", type=momentum, default=0.9, help="SGD's Nesterov momentum (sgd only)")
+    parser.add_argument("--weight-decay", type=non_negative_float, default=5e-4,
+                        help="SGD's decoupled weight decay per unit of learning rate (sgd only; 0: none)")
+    parser.add_argument("--schedule", default="constant", choices=["constant", "cosine"],
+                        help="constant learning rate (the reference's) or cosine decay to 0 after a linear warm-up")
+    parser.add_argument("--warmup-epochs", type=non_negative_int, default=1,
+                        help="cosine only: epochs of linear warm-up from 0 to the learning rate")
+    parser.add_argument("--ema", type=ema_decay, default=None,
+                        help="none, or the decay of an exponential moving average of the weights (e.g. 0.999): the "
+                             "averaged weights are validated every epoch and saved")
+    parser.add_argument("--checkpoint", default="last", choices=["last", "best"],
+                        help="the weights to save: the last epoch's, or those of the epoch with the best "
+                             "validation accuracy (needs a validation split)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,
                         help="TensorFlow op determinism: same data, flags and seed on the same machine give "
@@ -125,6 +156,8 @@ def resume_key(args, *inputs: str | None) -> dict:
 def training_info(args, **extra) -> dict:
     """The run facts every training script records next to its checkpoint."""
     return {"upsample": args.upsample, "epochs": args.epochs, "batch_size": args.batch_size,
-            "learning_rate": args.learning_rate, "seed": args.seed, "threads": args.threads,
+            "learning_rate": args.learning_rate, "optimizer": args.optimizer, "momentum": args.momentum,
+            "weight_decay": args.weight_decay, "schedule": args.schedule, "warmup_epochs": args.warmup_epochs,
+            "ema": args.ema, "checkpoint": args.checkpoint, "seed": args.seed, "threads": args.threads,
             "jit_compile": args.jit_compile, "deterministic": args.deterministic,
             "precision_requested": args.precision, **extra}

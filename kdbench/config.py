@@ -38,12 +38,25 @@ def config_errors(config: dict, schema_path: str | Path) -> list[str]:
     messages = _non_finite(config)
     for error in sorted(_Validator(schema).iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
         key = ".".join(map(str, error.absolute_path)) or "(top level)"
-        if error.validator == "additionalProperties" and "properties" in error.schema:
+        moved = [m for m in _moved_keys(error) if m]
+        if moved:
+            messages += moved
+        elif error.validator == "additionalProperties" and "properties" in error.schema:
             allowed = ", ".join(sorted(error.schema["properties"]))
             messages.append(f"{key}: {error.message}; allowed keys: {allowed}")
         else:
             messages.append(f"{key}: {error.message}")
     return messages or _cross_key_errors(config)
+
+
+def _moved_keys(error) -> list[str]:
+    """Keys that moved to another place: say where, instead of only that they are not allowed here."""
+    path = list(map(str, error.absolute_path))
+    if (error.validator == "additionalProperties" and len(path) == 2 and path[0] == "students"
+            and isinstance(error.instance, dict) and "augment" in error.instance):
+        return [f"students.{path[1]}.augment: moved to train.augment (one augmentation recipe for every student, "
+                "so that each teacher's cached per-epoch targets serve them all); set it there"]
+    return []
 
 
 def _non_finite(value, key: str = "") -> list[str]:
@@ -85,13 +98,25 @@ def _cross_key_errors(config: dict) -> list[str]:
                             f"{', '.join(sorted(methods.METHODS))}")
             continue
         messages += [f"distillation.methods.{method}.{m}" for m in methods.settings_errors(method, settings)]
-    cached_logits = config["distillation"]["soft_targets"] == "cached" and any(
-        methods.get(m).NEEDS == "logits" for m in method_settings if m in methods.METHODS)
-    for name, entry in students.items():
-        if entry.get("augment") and cached_logits and teachers:
-            messages.append(f"students.{name}.augment: true needs distillation.soft_targets: online; cached "
-                            "teacher logits are computed once on unaugmented images and would not match")
+    messages += _recipe_errors(config)
     messages += _data_errors(config["data"])
+    return messages
+
+
+def _recipe_errors(config: dict) -> list[str]:
+    """The training recipe's keys that depend on each other or on the data."""
+    train, messages = config["train"], []
+    ema = train.get("ema", False)
+    if ema is True or (not isinstance(ema, bool) and not 0 < ema < 1):
+        messages.append(f"train.ema: {ema} is not allowed; false (no weight averaging) or the average's decay, "
+                        "between 0 and 1 (e.g. 0.99; its horizon, 1 / (1 - decay) steps, should be well below "
+                        "the run's steps)")
+    if train.get("schedule") == "cosine" and train.get("warmup_epochs", 1) >= train["epochs"]:
+        messages.append(f"train.warmup_epochs: {train.get('warmup_epochs', 1)} leaves no epoch of cosine decay in "
+                        f"a run of {train['epochs']} epochs; use fewer warm-up epochs (0 is allowed)")
+    if train.get("checkpoint") == "best" and config["data"].get("val_size", 0) == 0:
+        messages.append("train.checkpoint: best keeps the epoch with the best validation accuracy and needs a "
+                        "validation split: set data.val_size > 0, or use checkpoint: last")
     return messages
 
 

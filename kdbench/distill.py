@@ -12,15 +12,26 @@ import tensorflow as tf
 from kdbench import KdbenchError, architectures, methods
 
 
-def load_teacher_logits(path: str | os.PathLike, num_images: int, num_classes: int) -> np.ndarray:
-    """Cached teacher logits, checked: one finite row of `num_classes` per training image."""
+def load_teacher_logits(path: str | os.PathLike, num_images: int, num_classes: int,
+                        epochs: int | None = None) -> np.ndarray:
+    """Cached teacher logits, checked: one finite row of `num_classes` per training image or, for an augmented
+    run (`epochs` given), per training image and epoch, on that epoch's views (kdbench.augment)."""
     try:
         logits = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as err:
         raise KdbenchError(f"cannot read teacher logits {path} ({err}); rerun teacher_logits") from err
-    if logits.shape != (num_images, num_classes):
-        raise KdbenchError(f"{path} has shape {logits.shape}, expected ({num_images}, {num_classes}): "
-                           "it was computed for other data; rerun teacher_logits")
+    expected = (num_images, num_classes) if epochs is None else (epochs, num_images, num_classes)
+    if logits.shape != expected:
+        if epochs is not None and logits.shape == expected[1:]:
+            raise KdbenchError(f"{path} holds the teacher's logits on the unaugmented images, and this run trains "
+                               f"on augmented views: compute them on every epoch's views (teacher_logits.py "
+                               f"--augment --epochs {epochs}) or run the teacher online (--teacher-model)")
+        if epochs is None and logits.shape[1:] == expected:
+            raise KdbenchError(f"{path} holds the teacher's logits on {logits.shape[0]} epochs of augmented views, "
+                               "and this run trains on the unaugmented images: pass --augment or recompute them "
+                               "without --augment")
+        raise KdbenchError(f"{path} has shape {logits.shape}, expected {expected}: it was computed for other "
+                           "data or another number of epochs; rerun teacher_logits")
     if not np.isfinite(logits).all():
         raise KdbenchError(f"{path} holds {int((~np.isfinite(logits)).sum())} NaN/inf values; the teacher "
                            "diverged or the file is damaged: retrain the teacher, then rerun teacher_logits")
@@ -30,7 +41,8 @@ def load_teacher_logits(path: str | os.PathLike, num_images: int, num_classes: i
 class Distiller(keras.Model):
     """Trains `student` with `method`'s loss terms; the teacher only runs in inference mode and never updates.
 
-    Targets `y` are a dict: {"label": int labels, "teacher_logits": cached logits}. With an online
+    Targets `y` are a dict: {"label": int labels, "teacher_logits": cached logits} (with augmentation, the
+    pipeline joins each image's row for the current epoch: see kdbench.augment.EpochViews). With an online
     `teacher`, "teacher_logits" is ignored and the teacher runs on every batch. Feature methods need the
     online teacher and both architectures' names (to tap their stages). Trainable pieces of a method
     (e.g. a FitNets connector) train with the student and are not part of it: save `distiller.student`.

@@ -26,23 +26,37 @@ def fit_teacher(teacher: keras.Model, architecture: str, x: np.ndarray, y: np.nd
                 batch_size: int, epochs: int, seed: int, resume_dir: str | Path, cache_features: bool,
                 jit_compile: bool | str = "auto", run_key: dict | None = None,
                 validation: tuple[np.ndarray, np.ndarray] | None = None,
-                tensorboard_dir: str | Path | None = None) -> tuple[pd.DataFrame, float]:
-    """Train `teacher` in place; returns its per-epoch history and the seconds spent computing features.
+                optimizer: keras.optimizers.Optimizer | None = None,
+                checkpoint: str = "last", tensorboard_dir: str | Path | None = None) -> tuple[pd.DataFrame, float, dict]:
+    """Train `teacher` in place; returns its per-epoch history, the seconds spent computing features and which
+    epoch's weights it holds ({"kept_epoch": ...}, with "kept_val_accuracy" for checkpoint "best").
 
     cache_features: the frozen backbone runs once per image and only the head trains, on those features;
     the teacher keeps the trained head, so saving it gives the full model. run_key: see fit_resumable.
     validation: (images, labels) scored after every epoch (val_accuracy, val_loss in the history).
+    optimizer: the recipe's (kdbench.recipe), by default Adam at `learning_rate`. checkpoint: "last", or "best"
+    (the epoch with the best validation accuracy; needs `validation`).
     """
     def compile_(model):
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), metrics=["accuracy"],
+        model.compile(optimizer=optimizer or keras.optimizers.Adam(learning_rate), metrics=["accuracy"],
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit_compile)
 
+    def fit(model, inputs, scorers):
+        best = train.BestEpoch(model, Path(resume_dir) / "best") if checkpoint == "best" else None
+        history = train.fit_resumable(model, train.make_dataset(inputs, y, batch_size, shuffle=True, seed=seed),
+                                      epochs, resume_dir, run_key=run_key,
+                                      extra_callbacks=[*scorers, *([best] if best else [])],
+                                      tensorboard_dir=tensorboard_dir)
+        return history, best.restore() if best else {"kept_epoch": int(len(history))}
+
+    if checkpoint == "best" and not validation:
+        raise KdbenchError("checkpoint best keeps the epoch with the best validation accuracy, and there is no "
+                           "validation split: give the data one (data.val_size > 0) or keep the last epoch")
     if not cache_features:
         compile_(teacher)
-        train_ds = train.make_dataset(x, y, batch_size, shuffle=True, seed=seed)
         scorers = [train.ValidationMetrics(teacher, *validation)] if validation else []
-        return train.fit_resumable(teacher, train_ds, epochs, resume_dir, run_key=run_key,
-                                   extra_callbacks=scorers, tensorboard_dir=tensorboard_dir), 0.0
+        history, kept = fit(teacher, x, scorers)
+        return history, 0.0, kept
     if teacher.get_layer("backbone").trainable:
         raise KdbenchError("backbone features can be cached only for a frozen teacher: a trainable backbone "
                            "changes every step; drop --cache-features")
@@ -56,6 +70,5 @@ def fit_teacher(teacher: keras.Model, architecture: str, x: np.ndarray, y: np.nd
     print(f"computed backbone features of {len(x)} images once in {feature_seconds:.1f} s", flush=True)
     head = teacher.get_layer("head")
     compile_(head)
-    train_ds = train.make_dataset(features, y, batch_size, shuffle=True, seed=seed)
-    return train.fit_resumable(head, train_ds, epochs, resume_dir, run_key=run_key,
-                               extra_callbacks=scorers, tensorboard_dir=tensorboard_dir), feature_seconds
+    history, kept = fit(head, features, scorers)
+    return history, feature_seconds, kept

@@ -6,6 +6,7 @@ import contextlib
 import importlib.util
 import json
 import math
+import os
 import platform
 import shutil
 import signal
@@ -73,21 +74,22 @@ def device_description() -> str:
     return f"CPU: {cpu}"
 
 
-def make_dataset(x: np.ndarray, targets, batch_size: int, shuffle: bool, seed: int = 0, augment: bool = False):
+def make_dataset(x: np.ndarray, targets, batch_size: int, shuffle: bool, seed: int = 0, views=None):
     """Batched, prefetched tf.data pipeline; images stay 32x32 (upsampling happens inside the model).
 
-    augment: a random horizontal flip and shift of up to 4 px per image, drawn anew every epoch.
+    views: a kdbench.augment.EpochViews (pass it to fit as a callback too): each image is replaced by its view
+    of the current epoch, and its per-epoch targets (e.g. cached teacher logits) join `targets`, by image index,
+    carried through the shuffle. Without it, the images as they are.
     """
-    ds = tf.data.Dataset.from_tensor_slices((x, targets))
+    if views is None:
+        ds = tf.data.Dataset.from_tensor_slices((x, targets))
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((x, targets, np.arange(len(x), dtype=np.int64)))
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    if views is not None:
+        ds = ds.map(views.map_element, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size)
-    if augment:
-        augmenter = keras.Sequential([
-            keras.layers.RandomFlip("horizontal", seed=seed),
-            keras.layers.RandomTranslation(0.125, 0.125, fill_mode="reflect", seed=seed + 1),
-        ], name="augment")
-        ds = ds.map(lambda images, y: (augmenter(images, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -299,6 +301,88 @@ class ValidationMetrics(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         from scipy.special import log_softmax
 
-        logits = np.asarray(self.predictor.predict(self.x, batch_size=self.batch_size, verbose=0), np.float64)
+        with averaged_weights(self.model):  # with EMA, the averaged weights are what is evaluated and saved
+            logits = np.asarray(self.predictor.predict(self.x, batch_size=self.batch_size, verbose=0), np.float64)
         logs["val_accuracy"] = float((logits.argmax(axis=1) == self.y).mean())
         logs["val_loss"] = float(-log_softmax(logits, axis=1)[np.arange(len(self.y)), self.y].mean())
+
+
+@contextlib.contextmanager
+def averaged_weights(model):
+    """Inside the block, `model`'s trainable weights are its optimizer's moving averages (Keras's use_ema), the
+    weights that are evaluated and saved; after it, the live weights training continues from. Without EMA (or
+    before the optimizer's first step), nothing changes.
+
+    Keras writes the averages into the model only at the end of fit (optimizer.finalize_variable_values), and
+    its SwapEMAWeights(swap_on_epoch=True) would leave them in the model while BackupAndRestore saves the
+    epoch, so a resumed run would continue from the averages with the live weights as its average.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer under mixed_float16
+    if not (getattr(optimizer, "use_ema", False) and getattr(optimizer, "built", False)):
+        yield
+        return
+    pairs = [(variable, average) for variable, average in
+             zip(optimizer._trainable_variables, optimizer._model_variables_moving_average) if average is not None]
+    live = [keras.ops.convert_to_numpy(variable) for variable, _ in pairs]
+    for variable, average in pairs:
+        variable.assign(average)
+    try:
+        yield
+    finally:
+        for (variable, _), value in zip(pairs, live):
+            variable.assign(value)
+
+
+class BestEpoch(keras.callbacks.Callback):
+    """Keeps `predictor`'s weights from the epoch with the best val_accuracy (the first of ties), as evaluated
+    (the averaged weights with EMA), in `folder`; restore() loads them back after fit.
+
+    Place it after ValidationMetrics. It survives a resumed run: the kept epoch is recorded in best.json beside
+    its weights file; an epoch recorded by a run killed before BackupAndRestore saved that epoch is dropped when
+    the resumed run trains it again, and the best of the epochs before it is kept until then.
+    """
+
+    def __init__(self, predictor: keras.Model, folder: str | Path):
+        super().__init__()
+        self.predictor, self.folder = predictor, Path(folder)
+
+    def _records(self) -> list[dict]:
+        path = self.folder / "best.json"
+        return json.loads(path.read_text()) if path.exists() else []
+
+    def _write(self, records: list[dict]) -> None:
+        write_json(self.folder / "best.json", records)
+        for file in self.folder.glob("*.weights.h5"):  # only after best.json stops naming them
+            if file.name not in {record["file"] for record in records}:
+                file.unlink()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # epochs 1..epoch are finished and backed up: the last record among them is the best, the rest can go
+        records = [record for record in self._records() if record["epoch"] <= epoch]
+        if self.folder.exists():
+            self._write(records[-1:])
+
+    def on_epoch_end(self, epoch, logs=None):
+        accuracy = (logs or {}).get("val_accuracy")
+        if accuracy is None:
+            raise KdbenchError("the best-epoch checkpoint needs the validation accuracy of every epoch: give the "
+                               "data a validation split (data.val_size > 0) or use train.checkpoint: last")
+        records = self._records()
+        if records and accuracy <= records[-1]["val_accuracy"]:
+            return
+        file = f"epoch-{epoch + 1}.weights.h5"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f"tmp-{os.getpid()}.weights.h5"  # Keras insists on the .weights.h5 ending
+        with averaged_weights(self.model):
+            self.predictor.save_weights(tmp)
+        os.replace(tmp, self.folder / file)
+        self._write([*records, {"epoch": epoch + 1, "val_accuracy": float(accuracy), "file": file}])
+
+    def restore(self) -> dict:
+        """Load the kept epoch's weights into the predictor; returns {"kept_epoch", "kept_val_accuracy"}."""
+        records = self._records()
+        if not records:
+            raise KdbenchError(f"no kept epoch in {self.folder}: the run trained no epoch with a validation score")
+        self.predictor.load_weights(self.folder / records[-1]["file"])
+        return {"kept_epoch": records[-1]["epoch"], "kept_val_accuracy": records[-1]["val_accuracy"]}

@@ -96,13 +96,17 @@ def training_outputs(model):
 
 
 def training_flags(model):
-    """Flags shared by every training script."""
+    """Flags shared by every training script: data, schedule, precision and the training recipe."""
     train = config["train"]
     return (
         f"--data {DATA} --upsample {run(model)['upsample']} "
         f"--epochs {train['epochs']} --batch-size {train['batch_size']} "
         f"--precision {train['precision']} --jit-compile {str(train['jit_compile']).lower()} "
         f"--{'' if train['deterministic'] else 'no-'}deterministic "
+        f"--optimizer {train['optimizer']} --momentum {train['momentum']} "
+        f"--weight-decay {train['weight_decay']} --schedule {train['schedule']} "
+        f"--warmup-epochs {train['warmup_epochs']} --ema {train['ema'] or 'none'} "
+        f"--checkpoint {train['checkpoint']} "
         f"--seed {run(model)['seed']} --resume-dir {RESULTS}/.resume/{model}"
         + (
             f" --tensorboard-dir {RESULTS}/tensorboard/{model}"
@@ -110,6 +114,15 @@ def training_flags(model):
             else ""
         )
     )
+
+
+def augment_flags(epochs=False):
+    """The students' augmentation; teacher_logits (epochs=True) computes its cached targets on every epoch's views."""
+    train = config["train"]
+    if not train["augment"]:
+        return ""
+    flags = f"--augment --augment-seed {train['augment_seed']}"
+    return flags + (f" --epochs {train['epochs']}" if epochs else "")
 
 
 def teacher_id(model):
@@ -142,11 +155,11 @@ def teacher_test_logits(wildcards):
 
 
 def student_flags(wildcards):
-    """The student's architecture and optimiser settings and, for a distilled run, its method and teacher."""
+    """The student's architecture, learning rate and augmentation and, for a distilled run, its method and teacher."""
     row = run(wildcards.model)
     student = STUDENTS[row["student"]]
     flags = f"--architecture {row['architecture']} --learning-rate {student['learning_rate']}"
-    flags += " --augment" if student.get("augment") else ""
+    flags += f" {augment_flags()}" if config["train"]["augment"] else ""
     if row["role"] == "distilled":
         source = (
             "--teacher-model"
@@ -185,12 +198,14 @@ CODE = {
     "train_teacher": [
         "scripts/train_teacher.py",
         "kdbench/train.py",
+        "kdbench/recipe.py",
         "kdbench/teacher.py",
         "kdbench/architectures/",
         *_LIBRARY,
     ],
     "teacher_logits": [
         "scripts/teacher_logits.py",
+        "kdbench/augment.py",
         "kdbench/evaluate.py",
         "kdbench/architectures/",
         *_LIBRARY,
@@ -198,6 +213,8 @@ CODE = {
     "train_student": [
         "scripts/train_student.py",
         "kdbench/train.py",
+        "kdbench/recipe.py",
+        "kdbench/augment.py",
         "kdbench/distill.py",
         "kdbench/methods/",
         "kdbench/architectures/",

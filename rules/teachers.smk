@@ -43,6 +43,7 @@ rule teacher_logits:
         gpu=1,
     params:
         code=CODE_HASH["teacher_logits"],  # reruns the job when its code changes
+        views=augment_flags(epochs=True),
     shell:
         'python "$KDBENCH_SCRIPTS/teacher_logits.py" --data {input.data} --model {input.model} --threads {threads} '
-        "--out {output} > {log} 2>&1"
+        "{params.views} --out {output} > {log} 2>&1"

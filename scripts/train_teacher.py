@@ -21,7 +21,7 @@ def main() -> None:
     hardware.claim_gpus_if_asked()  # before TensorFlow sees a GPU: one free GPU of this machine, locked
     weights = None if args.weights.lower() in ("none", "null") else args.weights
 
-    from kdbench import architectures, datasets, teacher, train
+    from kdbench import architectures, datasets, recipe, teacher, train
 
     architectures.get(args.architecture)  # an unknown name fails before TensorFlow starts work
     train.configure_runtime(args.threads, args.seed, args.deterministic)
@@ -31,21 +31,23 @@ def main() -> None:
     print(f"training teacher ({args.architecture}, {'fine-tuned' if args.train_backbone else 'frozen'} backbone): "
           f"{len(x_train)} images, {32 * args.upsample} px, {args.epochs} epochs, weights={weights}, "
           f"{precision}, {'cached backbone features' if args.cache_features else 'backbone in every step'}; "
+          f"{args.optimizer}, {args.schedule} learning rate, ema {args.ema}, {args.checkpoint} epoch kept; "
           f"device: {train.device_description()}", flush=True)
     strategy = train.distribution_strategy()
     with strategy.scope():  # models and optimizer state are created inside it (mirrored over GPUs)
         model = architectures.build(args.architecture, len(arrays["class_names"]), args.upsample, weights=weights,
                                     train_backbone=args.train_backbone, bn_momentum=args.bn_momentum)
-        history, feature_seconds = teacher.fit_teacher(
+        history, feature_seconds, kept = teacher.fit_teacher(
             model, args.architecture, x_train, arrays["y_train"], learning_rate=args.learning_rate,
             batch_size=args.batch_size, epochs=args.epochs, seed=args.seed, resume_dir=args.resume_dir,
             cache_features=args.cache_features, jit_compile=hardware.jit_compile_flag(args.jit_compile),
             run_key=cli.resume_key(args, args.data, weights), validation=datasets.validation_split(arrays),
-            tensorboard_dir=args.tensorboard_dir)
+            tensorboard_dir=args.tensorboard_dir, optimizer=recipe.from_args(args, len(x_train)),
+            checkpoint=args.checkpoint)
     info = cli.training_info(args, role="teacher", architecture=args.architecture, weights=str(weights),
                              train_backbone=args.train_backbone, precision=precision,
                              cache_features=args.cache_features, feature_seconds=feature_seconds,
-                             replicas=strategy.num_replicas_in_sync)
+                             replicas=strategy.num_replicas_in_sync, **kept)
     train.save_training_outputs(model, history, args.model_out, args.history_out, args.info_out, info,
                                 args.resume_dir)
 

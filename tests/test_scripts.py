@@ -38,16 +38,22 @@ def test_fetch_data_error_is_one_clear_line(official_archive, tmp_path):
     assert not out.exists()
 
 
-def test_augmented_student_refuses_cached_teacher_logits(tmp_path):
-    result = run_script("train_student.py", "--teacher-logits", tmp_path / "t.npy", "--augment",
-                        "--data", tmp_path / "d.npz", "--epochs", 1, "--resume-dir", tmp_path / "r",
+def test_augmented_student_refuses_teacher_logits_of_unaugmented_images(tmp_path):
+    from kdbench.datasets import get, make_synthetic, save_dataset
+
+    save_dataset(tmp_path / "d.npz", make_synthetic(8, 4, val_size=4), get("cifar10").class_names)
+    np.save(tmp_path / "t.npy", np.zeros((8, 10), np.float32))  # one row per image: no per-epoch views
+    result = run_script("train_student.py", "--teacher-logits", tmp_path / "t.npy", "--augment", "--method", "kd",
+                        "--data", tmp_path / "d.npz", "--epochs", 2, "--resume-dir", tmp_path / "r",
                         "--model-out", tmp_path / "m.keras", "--history-out", tmp_path / "h.csv",
                         "--info-out", tmp_path / "i.json")
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.startswith("error: cached teacher logits") and "--teacher-model" in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("error: ") and "unaugmented images" in result.stderr
+    assert "--augment --epochs 2" in result.stderr and "--teacher-model" in result.stderr
 
 
-@pytest.mark.parametrize("script, says", [("speed.py", "seed's way"), ("precision.py", "mixed_bfloat16")])
+@pytest.mark.parametrize("script, says", [("speed.py", "seed's way"), ("precision.py", "mixed_bfloat16"),
+                                          ("augment_cost.py", "cached once on every epoch's views")])
 def test_benchmarks_have_help(script, says):
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--help"],
                             capture_output=True, text=True)

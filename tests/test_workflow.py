@@ -176,16 +176,18 @@ def test_default_rules_pass_cache_and_speed_flags(tmp_path):
     assert all("--no-cache-features" in line for line in teachers if line not in frozen)
     for line in [*teachers, *shell_commands(result, "train_student")]:
         assert "--precision auto --jit-compile auto" in line and "--threads 4" in line and "--upsample 8" in line
-    assert all("--teacher-logits" in line and "--augment" not in line
-               for line in shell_commands(result, "train_student") if "--method" in line)
+        # the reference recipe: Adam at a constant learning rate, no weight averaging, the last epoch's weights
+        assert ("--optimizer adam --momentum 0.9 --weight-decay 0.0005 --schedule constant --warmup-epochs 1 "
+                "--ema none --checkpoint last") in line and "--augment" not in line
+    assert all("--teacher-logits" in line for line in shell_commands(result, "train_student") if "--method" in line)
+    assert all("--augment" not in line for line in shell_commands(result, "teacher_logits"))
 
 
 def test_reference_way_and_augmentation_reach_the_scripts(tmp_path):
     preset = tmp_path / "slow.yaml"
     preset.write_text("teachers:\n  frozen:\n    cache_features: false\n"
-                      "students:\n  resnet18:\n    augment: true\n"
                       "distillation:\n  soft_targets: online\ntrain:\n  epochs: 5\n  batch_size: 32\n"
-                      "  precision: mixed_bfloat16\n  jit_compile: false\n")
+                      "  precision: mixed_bfloat16\n  jit_compile: false\n  augment: true\n")
     result = run_snakemake(tmp_path, "-n", "-p", "--cores", "4", "--configfile", preset)
     assert result.returncode == 0, result.stderr[-2000:]
     assert all("--no-cache-features" in line for line in shell_commands(result, "train_teacher"))
@@ -195,12 +197,17 @@ def test_reference_way_and_augmentation_reach_the_scripts(tmp_path):
     assert all("--precision mixed_bfloat16 --jit-compile false" in line for line in students)
 
 
-def test_augmentation_with_cached_soft_targets_is_refused_before_any_job(tmp_path):
-    preset = tmp_path / "augment.yaml"
-    preset.write_text("students:\n  resnet18:\n    augment: true\n")
-    result = run_snakemake(tmp_path, "-n", "--cores", "1", "--configfile", preset)
-    assert result.returncode != 0
-    assert "students.resnet18.augment: true needs distillation.soft_targets: online" in result.stdout + result.stderr
+def test_stable_preset_reaches_every_script_with_per_epoch_cached_targets(tmp_path):
+    result = run_snakemake(tmp_path, "-n", "-p", "--cores", "4", "--configfile", ROOT / "presets" / "stable.yaml")
+    assert result.returncode == 0, result.stderr[-2000:]
+    recipe = ("--optimizer sgd --momentum 0.9 --weight-decay 0.0005 --schedule cosine --warmup-epochs 1 "
+              "--ema 0.99 --checkpoint best")
+    teachers, students = shell_commands(result, "train_teacher"), shell_commands(result, "train_student")
+    assert len(teachers) == 2 and all(recipe in line and "--augment" not in line for line in teachers)
+    assert len(students) == 3 and all(recipe in line and "--augment --augment-seed 0" in line for line in students)
+    assert all("--teacher-logits" in line for line in students if "--method" in line)  # cached, not online
+    logits = shell_commands(result, "teacher_logits")
+    assert len(logits) == 2 and all("--augment --augment-seed 0 --epochs 5" in line for line in logits)
 
 
 def test_the_user_data_file_is_an_input_and_never_an_output(tmp_path):
