@@ -35,6 +35,5 @@ test: setup
 lint: setup
 	$(SNAKEMAKE) --lint
 
-clean:  ## remove outputs (not the venv)
-	rm -rf results/data results/models results/logits results/eval results/logs results/benchmarks \
-	       results/.resume results/summary.md .snakemake
+clean:  ## remove every run's outputs and resume state, results/<run_name>/ (not the venv, not data/)
+	rm -rf results/*/ .snakemake
