@@ -62,6 +62,7 @@ def mismatches(runs: pd.DataFrame, records: dict[str, dict], data_info: dict, ex
         wanted = {"epochs": expected["epochs"], "batch_size": expected["batch_size"],
                   "precision_requested": expected["precision"], "upsample": run["upsample"], "seed": run["seed"],
                   "role": run["role"]}
+        wanted.update({key: expected[key] for key in ("optimizer", "schedule", "checkpoint") if key in expected})
         if run["role"] == "distilled":
             wanted.update(method=run["method"], settings=json.loads(run["settings"]))
         problems += [f"{run['id']} was trained with {key} {train.get(key)!r}, the config asks for {value!r}"
@@ -204,6 +205,16 @@ def sweep_markdown(table: pd.DataFrame, chosen: str) -> str:
     return _markdown(rows)
 
 
+def recipe(train: dict) -> str:
+    """'Adam, constant learning rate, last epoch' or 'SGD (Nesterov), cosine learning rate, EMA 0.99, best epoch'."""
+    optimizer = {"adam": "Adam", "sgd": "SGD (Nesterov)"}.get(train.get("optimizer", "adam"), train.get("optimizer"))
+    parts = [optimizer, f"{train.get('schedule', 'constant')} learning rate"]
+    if train.get("ema") not in (None, False, "none"):
+        parts.append(f"EMA {train['ema']}")
+    parts.append(f"{train.get('checkpoint', 'last')} epoch kept")
+    return ", ".join(parts)
+
+
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
@@ -230,7 +241,7 @@ def run_header(title: str, description: str, data_info: dict, results: pd.DataFr
         "- input: 32-px images, resized inside each model: " + ", ".join(
             f"{architecture} {32 * factor} px" + (f" (x{factor})" if factor > 1 else "")
             for architecture, factor in results[["architecture", "upsample"]].drop_duplicates().itertuples(index=False)),
-        f"- training: {_plural(first_train['epochs'], 'epoch')}, batch {first_train['batch_size']}, Adam, "
+        f"- training: {_plural(first_train['epochs'], 'epoch')}, batch {first_train['batch_size']}, {recipe(first_train)}, "
         f"{first_train.get('precision', 'float32')}; teachers trained once, students once per seed {seeds}",
     ]
     if teachers:

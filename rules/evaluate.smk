@@ -37,7 +37,7 @@ rule evaluate:
     shell:
         'python "$KDBENCH_SCRIPTS/evaluate.py" --data {input.data} --model {input.model} '
         "--train-info {input.info} --train-benchmark {input.train_benchmark} --name {wildcards.model} "
-        "--throughput-batch {params.throughput_batch} --threads {threads} --metrics-out {output.metrics} "
+        "--throughput-batch {params.throughput_batch} --flops-cache results/.cache/flops --threads {threads} --metrics-out {output.metrics} "
         "--per-class-out {output.per_class} --confusion-out {output.confusion} "
         "--confusion-png {output.confusion_png} --predictions-out {output.predictions} --logits-out {output.logits} "
         "{params.agreement} > {log} 2>&1"

@@ -55,7 +55,14 @@ rule summarize:
                     "dataset": config["data"]["dataset"],
                     **{
                         key: config["train"][key]
-                        for key in ("epochs", "batch_size", "precision")
+                        for key in (
+                            "epochs",
+                            "batch_size",
+                            "precision",
+                            "optimizer",
+                            "schedule",
+                            "checkpoint",
+                        )
                     },
                 }
             )

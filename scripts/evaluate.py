@@ -22,6 +22,7 @@ def main() -> None:
     parser.add_argument("--confusion-out", required=True, help="output CSV: confusion matrix (test)")
     parser.add_argument("--confusion-png", required=True, help="output PNG: confusion matrix (test)")
     parser.add_argument("--predictions-out", required=True, help="output CSV: label and prediction per test image")
+    parser.add_argument("--flops-cache", help="folder caching FLOP counts per architecture and input size")
     parser.add_argument("--logits-out", help="output .npy: the model's logits on the test images")
     parser.add_argument("--teacher-test-logits", help="a distilled student's teacher's test logits (.npy, written "
                         "by the teacher's evaluate step): adds agreement with the teacher to the metrics")
@@ -63,7 +64,7 @@ def main() -> None:
         pd.DataFrame({"label": labels, "prediction": logits.argmax(axis=1)}).to_csv(tmp, index_label="image")
     plots.confusion_matrix_png(confusion, f"{args.name}: test accuracy {100 * metrics['test']['accuracy']:.2f}%",
                                args.confusion_png)
-    metrics["cost"] = cost.model_cost(model, args.throughput_batch)
+    metrics["cost"] = cost.model_cost(model, args.throughput_batch, cache_dir=args.flops_cache)
     if args.train_benchmark:
         metrics["cost"]["train_peak_rss_mb"] = evaluate.peak_memory_mb(args.train_benchmark)
     write_json(args.metrics_out, metrics)
