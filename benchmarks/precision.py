@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Is mixed_bfloat16 faster than float32 at equal accuracy? Train the baseline student both ways, over seeds.
 
-Runs the workflow's baseline-student targets (training and evaluation) on one data slice, once per
-precision and seed, in one run. Prints each run's training time and test accuracy, then per precision the
-mean and standard deviation over seeds, and the training-time ratio. Accuracy differences are judged
+Runs the workflow's baseline targets (training and evaluation) of the preset's first student on one data
+slice, once per precision and seed, in one run. Prints each run's training time and test accuracy, then per
+precision the mean and standard deviation over seeds, and the training-time ratio. Accuracy differences are judged
 against the seed-to-seed spread measured here.
 """
 
@@ -20,9 +20,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from speed import ROOT, merge, run_workflow  # noqa: E402
+from speed import ROOT, merge, results_dir, run_workflow, with_teacher_weights  # noqa: E402
 
 from kdbench import cli  # noqa: E402
+from kdbench.runs import expand  # noqa: E402
 
 PRECISIONS = ["float32", "mixed_bfloat16"]
 
@@ -39,19 +40,24 @@ def main() -> None:
 
     config = merge(yaml.safe_load((ROOT / "config.yaml").read_text()), yaml.safe_load(Path(args.preset).read_text()))
     config = merge(config, {"data": {"source": "npz", "path": str(Path(args.data).resolve())},
-                            "model": {"weights": None}, "threads": args.cores, "seeds": args.seeds})
-    targets = [f"results/eval/student-baseline-s{seed}/metrics.json" for seed in args.seeds]
+                            "threads": args.cores, "seeds": args.seeds})
+    config = with_teacher_weights(config, None)  # no teacher is trained; the config must still be valid offline
+    table = expand(config)
+    baselines = table[table["role"] == "baseline"]
+    student = baselines["student"].iloc[0]  # the preset's first student (the seed has one)
+    baselines = baselines[baselines["student"] == student]
+    targets = [str(results_dir(Path("."), config) / "eval" / model / "metrics.json") for model in baselines["id"]]
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="kdbench-precision-"))
     rows = []
     try:
         for precision in PRECISIONS:
             folder = workdir / precision
             run_workflow(folder, merge(config, {"train": {"precision": precision}}), targets, args.cores)
-            for seed in args.seeds:
-                name = f"student-baseline-s{seed}"
-                info = json.loads((folder / "results" / "models" / name / "train.json").read_text())
-                metrics = json.loads((folder / "results" / "eval" / name / "metrics.json").read_text())
-                rows.append({"precision": precision, "seed": seed, "train_s": info["train_seconds"],
+            results = results_dir(folder, config)
+            for _, run in baselines.iterrows():
+                info = json.loads((results / "models" / run["id"] / "train.json").read_text())
+                metrics = json.loads((results / "eval" / run["id"] / "metrics.json").read_text())
+                rows.append({"precision": precision, "seed": run["seed"], "train_s": info["train_seconds"],
                              "test_accuracy_%": 100 * metrics["test"]["accuracy"]})
     finally:
         if not args.workdir:
@@ -59,7 +65,8 @@ def main() -> None:
 
     runs = pd.DataFrame(rows)
     print(f"\n## kdbench precision benchmark\n\n{info['device']}, {args.cores} threads; preset {args.preset}, "
-          f"data {args.data}, seeds {args.seeds}\n")
+          f"data {args.data}, baseline {student} ({baselines['architecture'].iloc[0]}, "
+          f"{32 * baselines['upsample'].iloc[0]} px), seeds {args.seeds}\n")
     print(runs.to_markdown(index=False, floatfmt=".1f"))
     summary = runs.groupby("precision").agg(train_s=("train_s", "mean"), accuracy=("test_accuracy_%", "mean"),
                                             accuracy_std=("test_accuracy_%", "std"))

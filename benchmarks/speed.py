@@ -27,7 +27,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kdbench import cli  # noqa: E402
+from kdbench import cli, runs  # noqa: E402
 
 TEMPERATURES = [2, 4, 7]
 ALPHA = 0.3
@@ -63,30 +63,53 @@ def run_workflow(folder: Path, config: dict, targets: list[str], cores: int) -> 
     return seconds
 
 
+def results_dir(folder: Path, config: dict) -> Path:
+    """Where the workflow run in `folder` with `config` writes: results/<run_name>/."""
+    return folder / "results" / config["run_name"]
+
+
+def with_teacher_weights(config: dict, weights: str | None) -> dict:
+    """`config` with every teacher's backbone weights set to `weights` (None: random initialisation)."""
+    return merge(config, {"teachers": {name: {"weights": weights} for name in runs.present(config["teachers"])}})
+
+
+def sweep_runs(config: dict) -> dict:
+    """The run ids this benchmark reads, from the runs table: the frozen teacher and, per temperature, the
+    student distilled from it with Hinton KD at the first seed ({"teacher": id, "kd-t7": id, ...})."""
+    table = runs.expand(config)
+    teacher = table[(table["role"] == "teacher") & (table["teacher"] == "frozen")]
+    distilled = table[(table["role"] == "distilled") & (table["teacher"] == "frozen") & (table["method"] == "kd")
+                      & (table["seed"] == config["seeds"][0])]
+    ids = {"teacher": teacher["id"].iloc[0]}
+    for _, row in distilled.iterrows():
+        ids[f"kd-t{json.loads(row['settings'])['temperature']:g}"] = row["id"]
+    return ids
+
+
 def run_way(way: str, config: dict, workdir: Path, cores: int) -> float:
     """Run the workflow for the frozen teacher's sweep; returns its wall time in seconds."""
-    seed = config["seeds"][0]
-    targets = ["results/eval/teacher-frozen/metrics.json"] + [
-        f"results/eval/student-kd-frozen-a{ALPHA:g}-t{t:g}-s{seed}/metrics.json" for t in TEMPERATURES]
+    results = results_dir(Path("."), config)
+    targets = [str(results / "eval" / model / "metrics.json") for model in sweep_runs(config).values()]
     return run_workflow(workdir / way, config, targets, cores)
 
 
-def read_way(folder: Path, seed: int) -> dict:
-    """Training time, job wall time, peak memory and test accuracy of each model of one run."""
+def read_way(folder: Path, config: dict) -> dict:
+    """Training time, job wall time, peak memory, test accuracy and FLOPs per image of each model of one run."""
+    results = results_dir(folder, config)
+
     def job(tsv):
-        row = pd.read_csv(folder / "results" / "benchmarks" / tsv, sep="\t").iloc[0]
+        row = pd.read_csv(results / "benchmarks" / tsv, sep="\t").iloc[0]
         return {"job_s": float(row["s"]), "max_rss_mb": float(row["max_rss"])}
 
     def model(name):
-        return {**job(f"train/{name}.tsv"),
-                **json.loads((folder / "results" / "models" / name / "train.json").read_text()),
-                "accuracy": json.loads((folder / "results" / "eval" / name / "metrics.json").read_text())["test"]["accuracy"]}
+        metrics = json.loads((results / "eval" / name / "metrics.json").read_text())
+        return {**job(f"train/{name}.tsv"), **json.loads((results / "models" / name / "train.json").read_text()),
+                "accuracy": metrics["test"]["accuracy"], "flops_per_image": metrics["cost"]["flops_per_image"]}
 
-    out = {"teacher": model("teacher-frozen")}
-    logits_tsv = folder / "results/benchmarks/teacher_logits/frozen.tsv"
-    out["logits"] = job("teacher_logits/frozen.tsv") if logits_tsv.exists() else None
-    for t in TEMPERATURES:
-        out[f"kd-t{t}"] = model(f"student-kd-frozen-a{ALPHA:g}-t{t:g}-s{seed}")
+    ids = sweep_runs(config)
+    out = {key: model(name) for key, name in ids.items()}
+    logits_tsv = f"teacher_logits/{ids['teacher']}.tsv"  # absent where the teacher ran online
+    out["logits"] = job(logits_tsv) if (results / "benchmarks" / logits_tsv).exists() else None
     return out
 
 
@@ -110,32 +133,34 @@ def main() -> None:
     if "seed" not in args.ways or "ours" not in args.ways:
         raise cli.KdbenchError("--ways needs at least seed and ours: the ratios compare them")
 
-    from kdbench import cost, hardware, models, train
+    from kdbench import hardware, train
 
     base = yaml.safe_load((ROOT / "config.yaml").read_text())
     base = merge(base, {
-        "run_name": "speed benchmark",
+        "run_name": "speed",
         "data": {"source": "npz", "path": str(Path(args.data).resolve()), "train_size": args.train_size,
                  "val_size": args.test_size, "test_size": args.test_size},
-        "model": {"upsample": args.upsample, "weights": args.weights},
+        "model": {"upsample": args.upsample},
         "train": {"epochs": args.epochs, "batch_size": args.batch_size},
-        "distillation": {"alpha": ALPHA, "temperature": TEMPERATURES},
+        "distillation": {"methods": {"kd": {"alpha": ALPHA, "temperature": TEMPERATURES}}},
         "evaluation": {"throughput_batch": args.throughput_batch},
         "seeds": [0], "threads": args.cores})
+    base = with_teacher_weights(base, args.weights)
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="kdbench-speed-"))
     results = {"settings": vars(args), "wall_s": {}, "runs": {}}
     try:
         for way in args.ways:
             config = merge(base, WAYS[way])
             results["wall_s"][way] = run_way(way, config, workdir, args.cores)
-            results["runs"][way] = read_way(workdir / way, config["seeds"][0])
+            results["runs"][way] = read_way(workdir / way, config)
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
 
     train.configure_runtime(args.cores, seed=0)
-    teacher_fwd = cost.flops_per_image(models.build_teacher(None, args.upsample, frozen=True))
-    student_fwd = cost.flops_per_image(models.build_resnet18(args.upsample))
+    # forward FLOPs per image as evaluation counted them (float32: the seed way's models)
+    teacher_fwd = results["runs"]["seed"]["teacher"]["flops_per_image"]
+    student_fwd = results["runs"]["seed"][f"kd-t{TEMPERATURES[-1]:g}"]["flops_per_image"]
     peak = {dtype: hardware.matmul_peak_gflops(dtype) for dtype in ("float32", "bfloat16")}
     results.update(teacher_forward_gflop=teacher_fwd / 1e9, student_forward_gflop=student_fwd / 1e9,
                    matmul_peak_gflops=peak, device=train.device_description())
