@@ -4,7 +4,6 @@ from __future__ import annotations
 
 UPSAMPLE = None  # follows the configured model.upsample (the reference: x8, 256 px)
 # stage name -> the layer whose output it is (the last block of that stage)
-UPSAMPLE = None  # follows the config's model.upsample (the reference: x8, 256 px)
 STAGES = {f"stage{n}": f"stage{n}_block2_out" for n in range(1, 5)}
 CHANNELS = (64, 128, 256, 512)
 
