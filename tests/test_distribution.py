@@ -40,7 +40,7 @@ MIRRORED_VS_SINGLE = textwrap.dedent("""
         keras.utils.set_random_seed(0)
         with strategy.scope():
             student = keras.Sequential([keras.Input((6,)), keras.layers.Dense(10)])
-            model = Distiller(student, alpha=0.3, temperature=4.0)
+            model = Distiller(student, "kd", {"alpha": 0.3, "temperature": 4.0})
             model.compile(optimizer=keras.optimizers.SGD(0.1))
         ds = tf.data.Dataset.from_tensor_slices((x, targets)).batch(8)
         logs = model.fit(ds, epochs=1, verbose=0).history

@@ -17,7 +17,11 @@ STACKS = [
     (["quick.yaml", "cifar-native.yaml"], "cifar-native", 1 + 2, {"resnet18-cifar": 1}, {"resnet50": 2}),
     # 3 seeds x (baseline + 2 teachers x kd, dkd, fitnets, at)
     (["quick.yaml", "methods.yaml"], "methods", 3 * (1 + 2 * 4), {"resnet18": 2}, {"resnet50": 2}),
+    (["quick.yaml", "stable.yaml"], "quick", 1 + 2, {"resnet18": 2}, {"resnet50": 2}),
 ]
+# offline.yaml reads data/cifar-10-python.tar.gz, which a dry run here does not have: tests/test_preflight.py
+# checks that preset, and the config check refuses a missing archive with its path.
+NEEDS_FILES = {"offline.yaml"}
 
 
 def job_counts(stdout: str) -> dict:
@@ -49,7 +53,7 @@ def dry_run(tmp_path_factory):
 
 
 def test_every_preset_is_covered_here():
-    assert {path.name for path in PRESETS.glob("*.yaml")} <= {name for stack in STACKS for name in stack[0]}
+    assert {path.name for path in PRESETS.glob("*.yaml")} - NEEDS_FILES <= {name for stack in STACKS for name in stack[0]}
 
 
 @pytest.mark.parametrize("files, run_name, students, student_upsample, teacher_upsample", STACKS,

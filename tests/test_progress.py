@@ -52,7 +52,7 @@ def test_durations_read_as_minutes_and_hours(seconds, text):
 
 def test_batch_size_is_read_from_the_training_pipeline():
     x, y = np.zeros((10, 32, 32, 3), "float32"), np.zeros(10)
-    assert train.dataset_batch_size(train.make_dataset(x, y, 4, shuffle=True, augment=True)) == 4
+    assert train.dataset_batch_size(train.make_dataset(x, y, 4, shuffle=True)) == 4
     assert train.dataset_batch_size(object()) is None
 
 

@@ -19,7 +19,7 @@ def _fit(x, y, tmp_path, cache_features, name, shuffle_seed=0):
     keras.utils.set_random_seed(0)
     model = build_teacher(frozen=True)
     initial = [w.numpy().copy() for w in model.get_layer("head").trainable_weights]
-    history, feature_seconds = teacher.fit_teacher(
+    history, feature_seconds, _ = teacher.fit_teacher(
         model, "resnet50", x, y, learning_rate=1e-3, batch_size=8, epochs=2, seed=shuffle_seed,
         resume_dir=tmp_path / name, cache_features=cache_features)
     return model, history, feature_seconds, initial

@@ -39,7 +39,7 @@ def test_tiny_workflow_summarises_all_five_models(tiny_run):
     text = (results / "summary.md").read_text()
     rows = accuracy_rows(text)
     assert len(rows) == 5 and "kd (alpha 0.3, temperature 7) frozen -> resnet18" in rows
-    for n, accuracy, val, loss, f1 in rows.values():
+    for n, accuracy, val, loss, f1, *agreement in rows.values():
         assert n == "1" and re.fullmatch(r"\d+\.\d\d", accuracy) and re.fullmatch(r"\d+\.\d\d", val)
         assert re.fullmatch(r"\d+\.\d{3}", loss)
     assert "synthetic" in text and "## Cost" in text and "## Does distillation beat the baseline?" in text
