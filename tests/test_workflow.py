@@ -22,7 +22,8 @@ def tiny_run(tmp_path_factory):
 
 
 def job_counts(result):
-    return dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
+    """Snakemake's job table (on stdout for a dry run, on stderr for a real one)."""
+    return dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout + result.stderr, flags=re.M))
 
 
 def accuracy_rows(text):
