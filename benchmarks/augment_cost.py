@@ -15,10 +15,8 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -28,33 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kdbench import cli  # noqa: E402
+from speed import merge, run_workflow  # noqa: E402  (this folder is on sys.path when run as a script)
 
 TEMPERATURES = [2, 4, 7]
 ALPHA = 0.3
 WAYS = {"online": {"distillation": {"soft_targets": "online"}}, "cached": {"distillation": {"soft_targets": "cached"}}}
-
-
-def merge(base: dict, overlay: dict) -> dict:
-    merged = dict(base)
-    for key, value in overlay.items():
-        merged[key] = merge(base.get(key) or {}, value) if isinstance(value, dict) else value
-    return merged
-
-
-def run_workflow(folder: Path, config: dict, targets: list[str], cores: int) -> float:
-    """Run the workflow for `targets` with `config` in `folder` (logged there); returns its wall time in seconds."""
-    folder.mkdir(parents=True)
-    (folder / "config.yaml").write_text(yaml.safe_dump(config))
-    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(folder),
-               "--configfile", str(folder / "config.yaml"), "--cores", str(cores), *targets]
-    print(f"[{folder.name}] {' '.join(command[1:])}", flush=True)
-    start = time.perf_counter()
-    with open(folder / "snakemake.log", "w") as log:
-        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
-    seconds = time.perf_counter() - start
-    if result.returncode:
-        raise cli.KdbenchError(f"the {folder.name} run failed; see {folder / 'snakemake.log'}")
-    return seconds
 
 
 def kd_ids(config: dict) -> list[str]:

@@ -29,7 +29,6 @@ def _block(x, channels: int, down_sample: bool, name: str):
 
 def build(num_classes: int, upsample: int, name: str = "resnet18"):
     """Caffe preprocessing and x`upsample` inside, as the reference; returns logits."""
-    import keras
     from keras import layers
 
     from kdbench.architectures.layers import caffe_and_upsample, image_input
@@ -40,6 +39,14 @@ def build(num_classes: int, upsample: int, name: str = "resnet18"):
     x = layers.BatchNormalization(name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
     x = layers.MaxPool2D(2, strides=2, padding="same", name="stem_pool")(x)
+    return stages_and_head(inputs, x, num_classes, name)
+
+
+def stages_and_head(inputs, x, num_classes: int, name: str):
+    """The four stages of two basic blocks, global average pooling and the logits, after a stem."""
+    import keras
+    from keras import layers
+
     for stage, channels in enumerate(CHANNELS, start=1):
         x = _block(x, channels, down_sample=stage > 1, name=f"stage{stage}_block1")
         x = _block(x, channels, down_sample=False, name=f"stage{stage}_block2")

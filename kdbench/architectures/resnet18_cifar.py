@@ -11,14 +11,14 @@ hardly matters, and KD only couples students to the teacher through its logits.
 
 from __future__ import annotations
 
-from kdbench.architectures.resnet18 import CHANNELS, STAGES, _block  # the same blocks and stage taps
+from kdbench.architectures import resnet18
+from kdbench.architectures.resnet18 import STAGES, stages_and_head  # noqa: F401  (the same blocks and stage taps)
 
 UPSAMPLE = 1  # native 32 px, whatever model.upsample says (a factor passed to build is honoured)
 
 
 def build(num_classes: int, upsample: int, name: str = "resnet18_cifar"):
     """Caffe preprocessing (and x`upsample`, 1 by default) inside; returns logits."""
-    import keras
     from keras import layers
 
     from kdbench.architectures.layers import caffe_and_upsample, image_input
@@ -28,19 +28,9 @@ def build(num_classes: int, upsample: int, name: str = "resnet18_cifar"):
     x = layers.Conv2D(64, 3, strides=1, padding="same", kernel_initializer="he_normal", name="stem_conv")(x)
     x = layers.BatchNormalization(name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
-    for stage, channels in enumerate(CHANNELS, start=1):
-        x = _block(x, channels, down_sample=stage > 1, name=f"stage{stage}_block1")
-        x = _block(x, channels, down_sample=False, name=f"stage{stage}_block2")
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    logits = layers.Dense(num_classes, dtype="float32", name="logits")(x)  # float32 under mixed precision
-    return keras.Model(inputs, logits, name=name)
+    return stages_and_head(inputs, x, num_classes, name)
 
 
 def stage_model(model, stages):
-    """images -> [logits, *stage outputs]: the student's own layers, tapped."""
-    import keras
-
-    from kdbench.architectures.layers import stage_layers
-
-    taps = [model.get_layer(layer).output for layer in stage_layers(STAGES, stages)]
-    return keras.Model(model.input, [model.output, *taps])
+    """images -> [logits, *stage outputs]: the same taps as resnet18."""
+    return resnet18.stage_model(model, stages)
