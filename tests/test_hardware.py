@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from kdbench import KdbenchError, architectures, hardware, train
+from kdbench import KdbenchError, architectures, hardware
 
 
 @pytest.fixture
