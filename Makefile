@@ -23,7 +23,7 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $@
 
-run: setup  ## the default, seed-faithful benchmark -> results/summary.md
+run: setup  ## the default run (the reference experiment) -> results/reference/summary.md
 	$(SNAKEMAKE) --cores $(CORES)
 
 quick: setup  ## the same DAG at CPU size (presets/quick.yaml)
