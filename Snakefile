@@ -38,14 +38,17 @@ rule all:
 
 rule teachers:
     input:
+        RUNS_TSV,
         [model_file(model) for model in TEACHER_IDS],
 
 
 rule students:
     input:
+        RUNS_TSV,
         [model_file(model) for model in STUDENT_IDS],
 
 
 rule evaluation:
     input:
+        RUNS_TSV,
         [metrics_file(model) for model in RUNS.index],
