@@ -36,9 +36,10 @@ shell.prefix(_env)
 # Local runs on a machine with N GPUs: at most N GPU jobs at once, each locking a GPU of its own before
 # TensorFlow starts (Snakemake counts GPUs but assigns none). Without GPUs, or on a cluster, only cores
 # (or SLURM) limit the jobs; `--resources gpu=K` on the command line still wins.
+# At parse time no executor is known yet (local_exec is always true then): a run without --jobs is local.
 if (
     workflow.is_main_process
-    and workflow.local_exec
+    and workflow.nodes is None
     and "gpu" not in workflow.global_resources
 ):
     _gpus = hardware.gpu_count()
