@@ -266,11 +266,27 @@ def verdict_lines(results: pd.DataFrame, table: pd.DataFrame, chosen: dict, corr
     return lines
 
 
+def mistakes_markdown(predictions: pd.DataFrame, class_names: list[str], k: int = 10) -> str:
+    """The k most frequent mistakes of one run (label and prediction columns) as a markdown table."""
+    from sklearn.metrics import confusion_matrix
+
+    counts = confusion_matrix(predictions["label"], predictions["prediction"], labels=range(len(class_names)))
+    pairs = plots.top_confused_pairs(pd.DataFrame(counts, index=class_names, columns=class_names), k)
+    pairs["share_of_true"] = (100 * pairs["share_of_true"]).map("{:.1f}".format)
+    pairs = pairs.rename(columns={"true": "true class", "predicted": "predicted as", "count": "images",
+                                  "share_of_true": "% of the true class"})
+    return pairs.to_markdown(index=False, disable_numparse=True)
+
+
 def build_summary(title: str, description: str, data_info: dict, results: pd.DataFrame,
                   records: dict[str, dict], correct: dict[str, np.ndarray],
                   figures: dict[str, str] | None = None,
-                  warnings: dict[str, list[str]] | None = None) -> tuple[str, pd.DataFrame]:
-    """The markdown document and the summary.csv table (runs plus per-config mean and std rows)."""
+                  warnings: dict[str, list[str]] | None = None,
+                  predictions: dict[str, pd.DataFrame] | None = None) -> tuple[str, pd.DataFrame]:
+    """The markdown document and the summary.csv table (runs plus per-config mean and std rows).
+
+    With more classes than a confusion-matrix picture can label (CIFAR-100), `predictions` (label and
+    prediction per test image, by run id) give each run's most frequent mistakes as a table instead."""
     if results.empty:
         raise ValueError("no runs to summarise")
     table = aggregate(results)
@@ -301,6 +317,13 @@ def build_summary(title: str, description: str, data_info: dict, results: pd.Dat
             lines += [f"## Sweep: {method}, {teacher} -> {student}", "",
                       "Validation accuracy (%), mean over seeds; * marks the setting selected, whose test "
                       "accuracy is the one compared with the baseline above.", "", sweep_markdown(swept, config), ""]
+    class_names = data_info.get("class_names") or []
+    if predictions and len(class_names) > plots.ANNOTATED_CLASSES:
+        lines += ["## Most frequent mistakes", "", f"With {len(class_names)} classes the confusion-matrix "
+                  "pictures below carry no names; these are each run's ten most frequent (true, predicted) pairs "
+                  "on the test images.", ""]
+        for run_id in results["id"]:
+            lines += [f"### {run_id}", "", mistakes_markdown(predictions[run_id], class_names), ""]
     if figures:
         lines += ["## Figures", ""] + [f"![{caption}]({path})" for caption, path in figures.items()] + [""]
     return "\n".join(lines), summary_csv(results, table)

@@ -1,12 +1,15 @@
 """The whole DAG on tiny synthetic data, in a temporary directory; dry runs of the other configurations."""
 
+import json
 import re
 import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, run_snakemake
+from conftest import ROOT, run_snakemake, write_official_cifar100_archive
+
+from kdbench import datasets
 
 TINY = str(ROOT / "presets" / "tiny.yaml")
 IDS = ["teacher-frozen", "teacher-finetuned", "baseline-resnet18-s0", "kd-frozen-resnet18-03efa52d-s0",
@@ -106,6 +109,30 @@ def test_snakemake_report_builds_html(tiny_run):
     assert result.returncode == 0, result.stderr[-3000:]
     html = (tiny_run / "report.html").read_text(errors="replace")
     assert "summary.md" in html and "accuracy_vs_cost.png" in html and "confusion_matrix.png" in html
+
+
+def test_cifar100_archive_runs_through_the_workflow_with_its_classes(tmp_path, cifar100_archive):
+    path, arrays = cifar100_archive
+    write_official_cifar100_archive(path, train=96, test=40)  # the fixture's 30 images are too few for 64 + 32
+    preset = tmp_path / "cifar100.yaml"
+    preset.write_text(f"run_name: c100\ndata: {{dataset: cifar100, source: archive, path: {path}, "
+                      "verify_checksum: false, train_size: 64, val_size: 32, test_size: 40}\n"
+                      "teachers: {finetuned: null}\n")
+    result = run_snakemake(tmp_path, "--configfile", TINY, preset, "--cores", "2")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    results = tmp_path / "results" / "c100"
+    assert json.loads((results / "data" / "dataset.json").read_text())["num_classes"] == 100
+    logits = np.load(results / "eval" / "kd-frozen-resnet18-03efa52d-s0" / "test_logits.npy")
+    assert logits.shape == (40, 100)
+    agreement = json.loads((results / "eval" / "kd-frozen-resnet18-03efa52d-s0" / "metrics.json").read_text())
+    assert 0 <= agreement["agreement"]["top1_agreement"] <= 1
+    text = (results / "summary.md").read_text()
+    assert "cifar100" in text and "## Most frequent mistakes" in text
+    mistakes = text.split("## Most frequent mistakes")[1].split("## Figures")[0]
+    assert mistakes.count("### ") == 3  # teacher, baseline, distilled student
+    classes = set(datasets.get("cifar100").class_names)
+    rows = [line.split("|")[1:3] for line in mistakes.splitlines() if line.startswith("| ") and "true class" not in line]
+    assert rows and all({true.strip(), predicted.strip()} <= classes for true, predicted in rows)
 
 
 def test_dry_run_of_default_config_lists_expected_jobs(tmp_path):
