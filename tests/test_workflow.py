@@ -111,21 +111,27 @@ def test_snakemake_report_builds_html(tiny_run):
     assert "summary.md" in html and "accuracy_vs_cost.png" in html and "confusion_matrix.png" in html
 
 
-def test_cifar100_archive_runs_through_the_workflow_with_its_classes(tmp_path, cifar100_archive):
+def test_cifar100_with_other_architectures_runs_through_the_workflow(tmp_path, cifar100_archive):
+    """CIFAR-100 from an official-format archive, an EfficientNetB0 teacher and a MobileNetV2 student, by config
+    alone: 100-class logits, agreement with the teacher, and the summary's table of mistakes with class names."""
     path, arrays = cifar100_archive
     write_official_cifar100_archive(path, train=96, test=40)  # the fixture's 30 images are too few for 64 + 32
     preset = tmp_path / "cifar100.yaml"
     preset.write_text(f"run_name: c100\ndata: {{dataset: cifar100, source: archive, path: {path}, "
                       "verify_checksum: false, train_size: 64, val_size: 32, test_size: 40}\n"
-                      "teachers: {finetuned: null}\n")
+                      "teachers: {frozen: {architecture: efficientnetb0}, finetuned: null}\n"
+                      "students: {resnet18: null, mobile: {architecture: mobilenetv2, learning_rate: 1.0e-3}}\n")
     result = run_snakemake(tmp_path, "--configfile", TINY, preset, "--cores", "2")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = tmp_path / "results" / "c100"
+    runs = pd.read_csv(results / "runs.tsv", sep="\t").set_index("role")
+    assert runs.loc["teacher", "architecture"] == "efficientnetb0"
+    assert runs.loc["baseline", "architecture"] == runs.loc["distilled", "architecture"] == "mobilenetv2"
+    distilled = runs.loc["distilled", "id"]
     assert json.loads((results / "data" / "dataset.json").read_text())["num_classes"] == 100
-    logits = np.load(results / "eval" / "kd-frozen-resnet18-03efa52d-s0" / "test_logits.npy")
-    assert logits.shape == (40, 100)
-    agreement = json.loads((results / "eval" / "kd-frozen-resnet18-03efa52d-s0" / "metrics.json").read_text())
-    assert 0 <= agreement["agreement"]["top1_agreement"] <= 1
+    assert np.load(results / "eval" / distilled / "test_logits.npy").shape == (40, 100)
+    agreement = json.loads((results / "eval" / distilled / "metrics.json").read_text())["agreement"]
+    assert 0 <= agreement["top1_agreement"] <= 1 and np.isfinite(agreement["kl_teacher_student"])
     text = (results / "summary.md").read_text()
     assert "cifar100" in text and "## Most frequent mistakes" in text
     mistakes = text.split("## Most frequent mistakes")[1].split("## Figures")[0]
@@ -133,6 +139,21 @@ def test_cifar100_archive_runs_through_the_workflow_with_its_classes(tmp_path, c
     classes = set(datasets.get("cifar100").class_names)
     rows = [line.split("|")[1:3] for line in mistakes.splitlines() if line.startswith("| ") and "true class" not in line]
     assert rows and all({true.strip(), predicted.strip()} <= classes for true, predicted in rows)
+
+
+def test_every_architecture_is_wired_by_config_alone(tmp_path):
+    preset = tmp_path / "architectures.yaml"
+    preset.write_text("teachers: {frozen: {architecture: resnet101}, finetuned: {architecture: efficientnetb0}}\n"
+                      "students: {resnet18: null, cifar: {architecture: resnet18-cifar, learning_rate: 1.0e-3},\n"
+                      "           mobile: {architecture: mobilenetv2, learning_rate: 1.0e-3}}\n")
+    result = run_snakemake(tmp_path, "-n", "-p", "--configfile", TINY, preset)
+    assert result.returncode == 0, result.stderr[-2000:]
+    commands = result.stdout.splitlines()
+    teachers = [line for line in commands if "train_teacher.py" in line]
+    assert len(teachers) == 2 and {"resnet101", "efficientnetb0"} == {
+        re.search(r"--architecture (\S+)", line).group(1) for line in teachers}
+    students = [re.search(r"--architecture (\S+)", line).group(1) for line in commands if "train_student.py" in line]
+    assert sorted(students) == sorted(["resnet18-cifar", "mobilenetv2"] * 3)  # a baseline and 2 KD runs each
 
 
 def test_dry_run_of_default_config_lists_expected_jobs(tmp_path):
