@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from kdbench import methods, plots, stats
+from kdbench import methods, plots, runs, stats
 from kdbench.runs import label
 
 # Test accuracies (%) the reference notebook reported: 10,000 train / 2,000 test images, 256 px, 5 epochs,
@@ -344,12 +344,8 @@ def sweep_grids(results: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, tuple]]:
     (first setting on rows, second on columns) and the (row, column) of the selected setting."""
     grids = {}
     chosen = select_settings(results)
-    distilled = results[results["role"] == "distilled"]
-    for (teacher, student, method), group in distilled.groupby(["teacher", "student", "method"], sort=False):
-        settings = pd.DataFrame([json.loads(s) for s in group["settings"]], index=group.index)
-        swept = [column for column in settings.columns if settings[column].nunique() > 1]
-        if len(swept) != 2:
-            continue
+    for (teacher, student, method), (settings, swept) in runs.two_setting_sweeps(results).items():
+        group = results.loc[settings.index]
         grid = settings.assign(val_accuracy=group["val_accuracy"]).pivot_table(
             index=swept[0], columns=swept[1], values="val_accuracy", aggfunc="mean")
         best = settings[group["config"] == chosen[(teacher, student, method)]].iloc[0]

@@ -72,6 +72,20 @@ def expand(config: dict) -> pd.DataFrame:
     return table
 
 
+def two_setting_sweeps(table: pd.DataFrame) -> dict[tuple, tuple[pd.DataFrame, list[str]]]:
+    """The distilled runs of each (teacher, student, method) whose settings vary in exactly two keys: what a
+    sweep heat map can draw. Maps the triple to (its rows of `table`, settings parsed, one column per key;
+    the two varying keys)."""
+    sweeps = {}
+    distilled = table[table["role"] == "distilled"]
+    for key, group in distilled.groupby(["teacher", "student", "method"], sort=False):
+        settings = pd.DataFrame([json.loads(s) for s in group["settings"]], index=group.index)
+        swept = [column for column in settings.columns if settings[column].nunique() > 1]
+        if len(swept) == 2:
+            sweeps[key] = (settings, swept)
+    return sweeps
+
+
 def write_tsv(table: pd.DataFrame, path) -> None:
     from kdbench.io import atomic_path
 

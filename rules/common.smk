@@ -11,7 +11,7 @@ from snakemake.utils import validate
 sys.path.insert(0, workflow.basedir)
 from kdbench import hardware, methods, preflight
 from kdbench.config import config_errors, normalise
-from kdbench.runs import code_hash, expand, present
+from kdbench.runs import code_hash, expand, present, two_setting_sweeps
 
 SCHEMA = f"{workflow.basedir}/schemas/config.schema.yaml"
 normalise(config)
@@ -57,15 +57,8 @@ RUNS = expand(config).set_index("id", drop=False)
 TEACHER_IDS = RUNS.index[RUNS["role"] == "teacher"].tolist()
 STUDENT_IDS = RUNS.index[RUNS["role"] != "teacher"].tolist()
 TEACHERS = present(config["teachers"])
-# a heat map needs a method whose sweep varies exactly two settings
-HAS_GRID = any(
-    sum(
-        isinstance(value, list) and len(value) > 1
-        for value in (settings or {}).values()
-    )
-    == 2
-    for settings in present(config["distillation"]["methods"]).values()
-)
+# a heat map needs a method whose sweep varies exactly two settings (the summary draws the same ones)
+HAS_GRID = bool(two_setting_sweeps(RUNS))
 STUDENTS = present(config["students"])
 
 
