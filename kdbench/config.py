@@ -19,6 +19,11 @@ _Validator = jsonschema.validators.extend(
         "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)))
 
 
+# train.* keys of the recipe that every training run records as the config gave them (train.json): the
+# summary refuses a run whose record disagrees on any
+RECIPE_KEYS = ("optimizer", "momentum", "weight_decay", "schedule", "warmup_epochs", "ema", "checkpoint")
+
+
 def normalise(config: dict) -> None:
     """In place: drop entries a preset switched off (null) and expand ~ in the paths a user gives."""
     for section in (config.get("teachers"), config.get("students"), config.get("distillation", {}).get("methods")):

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from kdbench import methods, plots, runs, stats
+from kdbench.config import RECIPE_KEYS
 from kdbench.runs import label
 
 # Test accuracies (%) the reference notebook reported: 10,000 train / 2,000 test images, 256 px, 5 epochs,
@@ -62,7 +63,9 @@ def mismatches(runs: pd.DataFrame, records: dict[str, dict], data_info: dict, ex
         wanted = {"epochs": expected["epochs"], "batch_size": expected["batch_size"],
                   "precision_requested": expected["precision"], "upsample": run["upsample"], "seed": run["seed"],
                   "role": run["role"]}
-        wanted.update({key: expected[key] for key in ("optimizer", "schedule", "checkpoint") if key in expected})
+        wanted.update({key: expected[key] for key in RECIPE_KEYS if key in expected})
+        if run["role"] != "teacher" and "augment" in expected:  # teachers never train on augmented views
+            wanted["augment"] = expected["augment"]
         if run["role"] == "distilled":
             wanted.update(method=run["method"], settings=json.loads(run["settings"]))
         problems += [f"{run['id']} was trained with {key} {train.get(key)!r}, the config asks for {value!r}"

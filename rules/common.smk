@@ -10,7 +10,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)
 from kdbench import hardware, methods, preflight
-from kdbench.config import config_errors, normalise
+from kdbench.config import RECIPE_KEYS, config_errors, normalise
 from kdbench.runs import code_hash, expand, present, two_setting_sweeps
 
 SCHEMA = f"{workflow.basedir}/schemas/config.schema.yaml"

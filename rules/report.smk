@@ -54,15 +54,9 @@ rule summarize:
                     },
                     "dataset": config["data"]["dataset"],
                     **{
-                        key: config["train"][key]
-                        for key in (
-                            "epochs",
-                            "batch_size",
-                            "precision",
-                            "optimizer",
-                            "schedule",
-                            "checkpoint",
-                        )
+                        key: config["train"].get(key)
+                        for key in ("epochs", "batch_size", "precision", "augment")
+                        + RECIPE_KEYS
                     },
                 }
             )

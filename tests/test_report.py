@@ -140,6 +140,21 @@ def test_records_made_with_other_settings_are_named():
                         "kd-a-s1 was trained with epochs 3, the config asks for 5"]
 
 
+def test_records_made_with_another_recipe_are_named():
+    recipe = {"optimizer": "sgd", "momentum": 0.9, "weight_decay": 5e-4, "schedule": "cosine", "warmup_epochs": 1,
+              "ema": 0.99, "checkpoint": "best"}
+    expected = {"dataset": "cifar10", "train_size": 10000, "val_size": 2000, "test_size": 2000, "epochs": 5,
+                "batch_size": 32, "precision": "auto", "augment": True, **recipe}
+    records = {run_id: {**r, "train": {**r["train"], **recipe, "augment": r["train"]["role"] != "teacher"}}
+               for run_id, r in RECORDS.items()}
+    assert report.mismatches(RUNS, records, DATA, expected) == []  # teachers never augment
+    records["kd-a-s2"]["train"]["ema"] = None
+    records["baseline-resnet18-s0"]["train"]["augment"] = False
+    assert report.mismatches(RUNS, records, DATA, expected) == [
+        "baseline-resnet18-s0 was trained with augment False, the config asks for True",
+        "kd-a-s2 was trained with ema None, the config asks for 0.99"]
+
+
 def write_run_files(tmp_path, table, records):
     """The files the evaluate and training steps write, laid out as the workflow lays them out."""
     paths = {"metrics": [], "predictions": [], "histories": [], "pngs": []}
