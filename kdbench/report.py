@@ -356,6 +356,16 @@ def sweep_grids(results: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, tuple]]:
     return grids
 
 
+def label_cross_entropy(run: dict, history: pd.DataFrame) -> pd.DataFrame:
+    """`history` with its `hard_loss` term as plain cross-entropy on the labels, so that a distilled run's curve
+    compares with a baseline's `loss`: a method that weights the term (kd: alpha x CE) says by how much in its optional `hard_weight(settings)`."""
+    weight = getattr(methods.get(run["method"]), "hard_weight", None) if run["method"] else None
+    if weight is None or "hard_loss" not in history:
+        return history
+    factor = weight(json.loads(run["settings"]))
+    return history.assign(hard_loss=history["hard_loss"] / factor if factor > 0 else float("nan"))
+
+
 def write_figures(results: pd.DataFrame, histories: dict[str, pd.DataFrame], paths: dict[str, str]) -> None:
     """accuracy_vs_cost and training_curves PNGs, and the sweep heat map when its path is given.
 
@@ -367,7 +377,7 @@ def write_figures(results: pd.DataFrame, histories: dict[str, pd.DataFrame], pat
     shown = set(select_settings(results).values()) | set(table.loc[table["role"] != "distilled", "config"])
     labels = table.set_index("config")["label"]
     several_seeds = results.groupby("config")["seed"].transform("nunique") > 1
-    curves = {labels[run["config"]] + (f" (seed {run['seed']})" if many else ""): histories[run["id"]]
+    curves = {labels[run["config"]] + (f" (seed {run['seed']})" if many else ""): label_cross_entropy(run, histories[run["id"]])
               for run, many in zip(results.to_dict("records"), several_seeds) if run["config"] in shown}
     terms = sorted({f"{term}_loss" for method in results["method"] if method
                     for term in methods.get(method).TERMS if term != "hard"})

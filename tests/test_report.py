@@ -213,3 +213,12 @@ def test_summarize_refuses_results_of_another_config(tmp_path, damage, message):
     result, _ = summarize(tmp_path, paths, info, "--expect", json.dumps(expected))
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "summary.md").exists()
+
+
+def test_training_curves_show_kd_label_cross_entropy_unweighted():
+    history = pd.DataFrame({"epoch": [1, 2], "loss": [1.0, 0.8], "hard_loss": [0.6, 0.3], "soft_loss": [0.4, 0.5]})
+    kd = run_row("kd-a-s0", "kd-a", "distilled", 0, "frozen", "kd", SETTING)  # alpha 0.3
+    np.testing.assert_allclose(report.label_cross_entropy(kd, history)["hard_loss"], [2.0, 1.0])
+    assert report.label_cross_entropy(kd, history)["soft_loss"].tolist() == [0.4, 0.5]
+    dkd = run_row("dkd-s0", "dkd", "distilled", 0, "frozen", "dkd", "{}")  # its hard term is plain CE already
+    assert report.label_cross_entropy(dkd, history)["hard_loss"].tolist() == [0.6, 0.3]

@@ -17,6 +17,11 @@ SETTINGS = {
 }
 
 
+def hard_weight(settings: dict) -> float:
+    """The factor on the cross-entropy in the "hard" term (the figures divide it out)."""
+    return float(settings["alpha"])
+
+
 def loss_terms(settings: dict, labels, student_logits, teacher_logits, **features) -> dict:
     """{"hard": alpha * CE, "soft": (1 - alpha) * T^2 * KL(teacher_T || student_T)}."""
     import keras
