@@ -68,6 +68,8 @@ def mismatches(runs: pd.DataFrame, records: dict[str, dict], data_info: dict, ex
             wanted["augment"] = expected["augment"]
         if run["role"] == "distilled":
             wanted.update(method=run["method"], settings=json.loads(run["settings"]))
+        if "ema" in wanted:  # off is false in the config and null in the record
+            wanted["ema"] = wanted["ema"] or None
         problems += [f"{run['id']} was trained with {key} {train.get(key)!r}, the config asks for {value!r}"
                      for key, value in wanted.items() if train.get(key) != value]
     return problems

@@ -148,6 +148,9 @@ def test_records_made_with_another_recipe_are_named():
     records = {run_id: {**r, "train": {**r["train"], **recipe, "augment": r["train"]["role"] != "teacher"}}
                for run_id, r in RECORDS.items()}
     assert report.mismatches(RUNS, records, DATA, expected) == []  # teachers never augment
+    off = {**expected, "ema": False}  # the config's false is the record's null
+    records_off = {run_id: {**r, "train": {**r["train"], "ema": None}} for run_id, r in records.items()}
+    assert report.mismatches(RUNS, records_off, DATA, off) == []
     records["kd-a-s2"]["train"]["ema"] = None
     records["baseline-resnet18-s0"]["train"]["augment"] = False
     assert report.mismatches(RUNS, records, DATA, expected) == [
