@@ -88,9 +88,11 @@ def main() -> None:
         "train": {"epochs": args.epochs, "batch_size": args.batch_size, "precision": args.precision,
                   "augment": True},
         "seeds": [0], "threads": args.cores})
-    base["teachers"] = {"frozen": {**base["teachers"]["frozen"], "architecture": args.teacher,
-                                   "weights": args.weights}}
-    base["distillation"]["methods"] = {"kd": {"alpha": ALPHA, "temperature": TEMPERATURES}}
+    # Snakemake merges the config file over config.yaml, so entries are switched off by name, not left out
+    base["teachers"] = {**{name: None for name in base["teachers"]},
+                        "frozen": {**base["teachers"]["frozen"], "architecture": args.teacher, "weights": args.weights}}
+    base["distillation"]["methods"] = {**{name: None for name in base["distillation"]["methods"]},
+                                       "kd": {"alpha": ALPHA, "temperature": TEMPERATURES}}
     ids = kd_ids(base)
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="kdbench-augment-cost-"))
     results = {"settings": vars(args), "wall_s": {}, "runs": {}, "device": device_description()}
