@@ -360,7 +360,8 @@ def sweep_grids(results: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, tuple]]:
 
 def label_cross_entropy(run: dict, history: pd.DataFrame) -> pd.DataFrame:
     """`history` with its `hard_loss` term as plain cross-entropy on the labels, so that a distilled run's curve
-    compares with a baseline's `loss`: a method that weights the term (kd: alpha x CE) says by how much in its optional `hard_weight(settings)`."""
+    compares with a baseline's `loss`. A method that weights the term (kd: alpha x CE) says by how much in its
+    optional `hard_weight(settings)`."""
     weight = getattr(methods.get(run["method"]), "hard_weight", None) if run["method"] else None
     if weight is None or "hard_loss" not in history:
         return history
@@ -379,7 +380,8 @@ def write_figures(results: pd.DataFrame, histories: dict[str, pd.DataFrame], pat
     shown = set(select_settings(results).values()) | set(table.loc[table["role"] != "distilled", "config"])
     labels = table.set_index("config")["label"]
     several_seeds = results.groupby("config")["seed"].transform("nunique") > 1
-    curves = {labels[run["config"]] + (f" (seed {run['seed']})" if many else ""): label_cross_entropy(run, histories[run["id"]])
+    curves = {labels[run["config"]] + (f" (seed {run['seed']})" if many else ""):
+              label_cross_entropy(run, histories[run["id"]])
               for run, many in zip(results.to_dict("records"), several_seeds) if run["config"] in shown}
     terms = sorted({f"{term}_loss" for method in results["method"] if method
                     for term in methods.get(method).TERMS if term != "hard"})

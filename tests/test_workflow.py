@@ -137,7 +137,8 @@ def test_cifar100_with_other_architectures_runs_through_the_workflow(tmp_path, c
     mistakes = text.split("## Most frequent mistakes")[1].split("## Figures")[0]
     assert mistakes.count("### ") == 3  # teacher, baseline, distilled student
     classes = set(datasets.get("cifar100").class_names)
-    rows = [line.split("|")[1:3] for line in mistakes.splitlines() if line.startswith("| ") and "true class" not in line]
+    rows = [line.split("|")[1:3] for line in mistakes.splitlines()
+            if line.startswith("| ") and "true class" not in line]
     assert rows and all({true.strip(), predicted.strip()} <= classes for true, predicted in rows)
 
 
