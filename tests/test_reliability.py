@@ -178,7 +178,9 @@ def test_same_flags_and_seed_give_identical_training(tiny_data, tmp_path):
     first, second = (pd.read_csv(out / "history.csv") for out in runs)
     pd.testing.assert_frame_equal(first.drop(columns="epoch_seconds"), second.drop(columns="epoch_seconds"))
     assert first["loss"].iloc[1] != first["loss"].iloc[0]  # it trained
-    weights = [keras.models.load_model(out / "model.keras").get_weights() for out in runs]
+    from kdbench.architectures import load_model  # registers kdbench's layers (the test alone has not imported them)
+
+    weights = [load_model(out / "model.keras").get_weights() for out in runs]
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
 
