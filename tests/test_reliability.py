@@ -169,8 +169,6 @@ def test_deferred_signal_arrives_after_the_block():
 
 
 def test_same_flags_and_seed_give_identical_training(tiny_data, tmp_path):
-    import keras
-
     runs = [tmp_path / "a", tmp_path / "b"]
     for out in runs:
         result = run_script("train_student.py", *student_args(tiny_data, out, epochs=2), "--threads", 2)
