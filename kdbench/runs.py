@@ -73,9 +73,9 @@ def expand(config: dict) -> pd.DataFrame:
 
 
 def two_setting_sweeps(table: pd.DataFrame) -> dict[tuple, tuple[pd.DataFrame, list[str]]]:
-    """The distilled runs of each (teacher, student, method) whose settings vary in exactly two keys: what a
-    sweep heat map can draw. Maps the triple to (its rows of `table`, settings parsed, one column per key;
-    the two varying keys)."""
+    """Each (teacher, student, method) whose distilled runs vary in exactly two settings: what a sweep heat
+    map can draw. Maps the triple to (its runs' settings, parsed into one column per key and indexed like
+    `table`; the names of the two varying keys)."""
     sweeps = {}
     distilled = table[table["role"] == "distilled"]
     for key, group in distilled.groupby(["teacher", "student", "method"], sort=False):
