@@ -12,6 +12,8 @@ rule train_teacher:
         training_benchmark("{model}")
     wildcard_constraints:
         model="teacher-[A-Za-z0-9_.-]+",
+    # Teachers and their logits are the critical path (every distilled student waits for them): schedule them first.
+    priority: 2
     conda:
         "../envs/kdbench.yaml"
     threads: config["threads"]
@@ -36,6 +38,7 @@ rule teacher_logits:
         f"{RESULTS}/logs/teacher_logits/{{model}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/teacher_logits/{{model}}.tsv"
+    priority: 1
     conda:
         "../envs/kdbench.yaml"
     threads: config["threads"]

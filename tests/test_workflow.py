@@ -62,6 +62,15 @@ def test_tiny_workflow_summarises_all_five_models(tiny_run):
     assert not (results / ".resume").exists() or not any((results / ".resume").iterdir())
 
 
+def test_teachers_start_before_any_student(tiny_run):
+    """Teachers are the critical path (every distilled student waits for one), so they go first."""
+    log = sorted((tiny_run / ".snakemake" / "log").glob("*.snakemake.log"))[0].read_text()  # the fixture's run
+    started = re.findall(r"^(?:local)?rule (\w+):", log, flags=re.M)
+    assert started.count("train_teacher") == 2
+    last_teacher = len(started) - 1 - started[::-1].index("train_teacher")
+    assert last_teacher < started.index("train_student"), started
+
+
 def test_baseline_and_distilled_students_start_from_the_same_weights(tiny_run):
     import json
 
