@@ -53,7 +53,8 @@ def test_augmented_student_refuses_teacher_logits_of_unaugmented_images(tmp_path
 
 
 @pytest.mark.parametrize("script, says", [("speed.py", "seed's way"), ("precision.py", "mixed_bfloat16"),
-                                          ("augment_cost.py", "cached once on every epoch's views")])
+                                          ("augment_cost.py", "cached once on every epoch's views"),
+                                          ("method_cost.py", "every distillation method")])
 def test_benchmarks_have_help(script, says):
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--help"],
                             capture_output=True, text=True)
