@@ -245,13 +245,16 @@ def run_header(title: str, description: str, data_info: dict, results: pd.DataFr
         f"{data_info.get('val_size', 0):,} validation / {data_info['test_size']:,} test images",
         "- input: 32-px images, resized inside each model: " + ", ".join(
             f"{architecture} {32 * factor} px" + (f" (x{factor})" if factor > 1 else "")
-            for architecture, factor in results[["architecture", "upsample"]].drop_duplicates().itertuples(index=False)),
-        f"- training: {_plural(first_train['epochs'], 'epoch')}, batch {first_train['batch_size']}, {recipe(first_train)}, "
-        f"{first_train.get('precision', 'float32')}; teachers trained once, students once per seed {seeds}",
+            for architecture, factor in
+            results[["architecture", "upsample"]].drop_duplicates().itertuples(index=False)),
+        f"- training: {_plural(first_train['epochs'], 'epoch')}, batch {first_train['batch_size']}, "
+        f"{recipe(first_train)}, {first_train.get('precision', 'float32')}; teachers trained once, students once "
+        f"per seed {seeds}",
     ]
     if teachers:
         lines.append(f"- teachers: {'; '.join(teachers)}")
-    lines += [f"- software: Python {versions['python']}, TensorFlow {versions['tensorflow']}, Keras {versions['keras']}",
+    lines += [f"- software: Python {versions['python']}, TensorFlow {versions['tensorflow']}, "
+              f"Keras {versions['keras']}",
               f"- device: {first_train['device']}", ""]
     return lines
 

@@ -46,7 +46,8 @@ def expand(config: dict) -> pd.DataFrame:
     teachers, students = present(config["teachers"]), present(config["students"])
     method_settings = present(config["distillation"]["methods"])
     rows = [{"id": f"teacher-{name}", "config": f"teacher-{name}", "role": "teacher",
-             "architecture": entry["architecture"], "upsample": upsample(entry["architecture"]), "student": "", "teacher": name, "method": "",
+             "architecture": entry["architecture"], "upsample": upsample(entry["architecture"]), "student": "",
+             "teacher": name, "method": "",
              "settings": "{}", "seed": seeds[0]} for name, entry in teachers.items()]
     for student, entry in students.items():
         for seed in seeds:
