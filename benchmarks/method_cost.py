@@ -78,7 +78,7 @@ def main() -> None:
                         help=".npz with x_train, y_train, x_test, y_test (uint8, 32x32x3); default %(default)s")
     parser.add_argument("--teacher", default="frozen", help="config.yaml's teacher to distil (default: frozen)")
     parser.add_argument("--seed", type=cli.non_negative_int, default=0)
-    parser.add_argument("--train-size", type=cli.positive_int, default=2000)
+    parser.add_argument("--train-size", type=cli.positive_int, default=1000)
     parser.add_argument("--val-size", type=cli.non_negative_int, default=200)
     parser.add_argument("--test-size", type=cli.positive_int, default=200)
     parser.add_argument("--epochs", type=cli.positive_int, default=3, help="at least 2: the first is timed apart")
