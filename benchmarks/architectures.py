@@ -15,9 +15,7 @@ architecture, and test accuracy mean +- std over seeds (from metrics.json); then
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +23,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from speed import ROOT, merge, results_dir, run_workflow  # noqa: E402
+from speed import ROOT, merge, results_dir, run_workflow, scratch_folder  # noqa: E402
 
 from kdbench import architectures, cli  # noqa: E402
 from kdbench.runs import expand  # noqa: E402
@@ -148,15 +146,11 @@ def main() -> None:
     baselines = table[table["role"] == "baseline"]
     results = results_dir(Path("."), config)
     targets = [str(results / "eval" / model / "metrics.json") for model in baselines["id"]]
-    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="kdbench-architectures-"))
     load = {"start": os.getloadavg()[0]}
-    try:
+    with scratch_folder(args.workdir, "architectures") as workdir:
         wall = run_workflow(workdir / "run", config, targets, args.cores)
         load["end"] = os.getloadavg()[0]
         measured = read_runs(results_dir(workdir / "run", config), baselines)
-    finally:
-        if not args.workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
 
     summary = summarise(measured, args.students)
     print_report(args, measured, summary, load)

@@ -14,9 +14,7 @@ the teacher-logits job, each KD run's training time (train.json) and job time.
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kdbench import cli  # noqa: E402
-from speed import merge, run_workflow  # noqa: E402  (this folder is on sys.path when run as a script)
+from speed import merge, run_workflow, scratch_folder  # noqa: E402  (this folder is on sys.path when run as a script)
 
 TEMPERATURES = [2, 4, 7]
 ALPHA = 0.3
@@ -94,17 +92,13 @@ def main() -> None:
     base["distillation"]["methods"] = {**{name: None for name in base["distillation"]["methods"]},
                                        "kd": {"alpha": ALPHA, "temperature": TEMPERATURES}}
     ids = kd_ids(base)
-    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="kdbench-augment-cost-"))
     results = {"settings": vars(args), "wall_s": {}, "runs": {}, "device": device_description()}
-    try:
+    with scratch_folder(args.workdir, "augment-cost") as workdir:
         for way, overlay in WAYS.items():
             config = merge(base, overlay)
             targets = [f"results/augment-cost/models/{run_id}/model.keras" for run_id in ids]
             results["wall_s"][way] = run_workflow(workdir / way, config, targets, args.cores)
             results["runs"][way] = read_way(workdir / way / "results" / "augment-cost", ids)
-    finally:
-        if not args.workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
     print_report(results, args, ids)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=2, default=str) + "\n")

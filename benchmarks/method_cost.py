@@ -15,9 +15,7 @@ time is printed too); feature methods run the teacher on every batch, which thei
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +23,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from speed import ROOT, merge, results_dir, run_workflow  # noqa: E402
+from speed import ROOT, merge, results_dir, run_workflow, scratch_folder  # noqa: E402
 
 from kdbench import cli, methods  # noqa: E402
 from kdbench.runs import expand  # noqa: E402
@@ -101,16 +99,12 @@ def main() -> None:
     teacher_id = table.loc[table["role"] == "teacher", "id"].iloc[0]
     results = results_dir(Path("."), config)
     targets = [str(results / "models" / model / "history.csv") for model in students["id"]]
-    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="kdbench-method-cost-"))
     load = {"start": os.getloadavg()[0]}
-    try:
+    with scratch_folder(args.workdir, "method-cost") as workdir:
         wall = run_workflow(workdir / "run", config, targets, args.cores)
         load["end"] = os.getloadavg()[0]
         measured = read_runs(results_dir(workdir / "run", config), students)
         logits_s = teacher_logits_seconds(results_dir(workdir / "run", config), teacher_id)
-    finally:
-        if not args.workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
 
     print(f"\n## kdbench method cost\n\n{measured['device'].iloc[0]}, {args.cores} threads, precision "
           f"{', '.join(sorted(measured['precision'].unique()))}; teacher {args.teacher} (weights null); "

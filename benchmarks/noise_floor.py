@@ -20,9 +20,7 @@ most 1.5 points, at a mean accuracy no lower than the reference recipe's.
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +29,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from speed import ROOT, merge, results_dir, run_workflow  # noqa: E402
+from speed import ROOT, merge, results_dir, run_workflow, scratch_folder  # noqa: E402
 
 from kdbench import cli, stats  # noqa: E402
 
@@ -111,9 +109,8 @@ def main() -> None:
 
     from kdbench.train import device_description
 
-    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="kdbench-noise-floor-"))
     measured, per_run, wall, warnings = {}, [], {}, {}
-    try:
+    with scratch_folder(args.workdir, "noise-floor") as workdir:
         for recipe in args.recipes:
             config = benchmark_config(args, recipe)
             wall[recipe] = run_workflow(workdir / recipe, config, [], args.cores)
@@ -121,9 +118,6 @@ def main() -> None:
             measured[recipe] = measure(table)
             per_run.append(table.assign(recipe=recipe))
             warnings[recipe] = summary_warnings(results_dir(workdir / recipe, config) / "summary.md")
-    finally:
-        if not args.workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
     runs_table = pd.concat(per_run)
     print_report(args, measured, runs_table, wall, warnings, device_description())
     if args.json_out:

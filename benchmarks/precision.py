@@ -10,9 +10,7 @@ against the seed-to-seed spread measured here.
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +18,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from speed import ROOT, merge, results_dir, run_workflow, with_teacher_weights  # noqa: E402
+from speed import ROOT, merge, results_dir, run_workflow, scratch_folder, with_teacher_weights  # noqa: E402
 
 from kdbench import cli  # noqa: E402
 from kdbench.runs import expand  # noqa: E402
@@ -47,9 +45,8 @@ def main() -> None:
     student = baselines["student"].iloc[0]  # the preset's first student (the seed has one)
     baselines = baselines[baselines["student"] == student]
     targets = [str(results_dir(Path("."), config) / "eval" / model / "metrics.json") for model in baselines["id"]]
-    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="kdbench-precision-"))
     rows = []
-    try:
+    with scratch_folder(args.workdir, "precision") as workdir:
         for precision in PRECISIONS:
             folder = workdir / precision
             run_workflow(folder, merge(config, {"train": {"precision": precision}}), targets, args.cores)
@@ -59,9 +56,6 @@ def main() -> None:
                 metrics = json.loads((results / "eval" / run["id"] / "metrics.json").read_text())
                 rows.append({"precision": precision, "seed": run["seed"], "train_s": info["train_seconds"],
                              "test_accuracy_%": 100 * metrics["test"]["accuracy"]})
-    finally:
-        if not args.workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
 
     runs = pd.DataFrame(rows)
     print(f"\n## kdbench precision benchmark\n\n{info['device']}, {args.cores} threads; preset {args.preset}, "

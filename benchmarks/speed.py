@@ -12,6 +12,7 @@ per job (Snakemake's benchmark files) and test accuracies.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -45,6 +46,17 @@ def merge(base: dict, overlay: dict) -> dict:
     for key, value in overlay.items():
         merged[key] = merge(base.get(key, {}), value) if isinstance(value, dict) else value
     return merged
+
+
+@contextlib.contextmanager
+def scratch_folder(keep: str | None, name: str):
+    """The folder `keep` (left in place) or, without one, a temporary folder deleted afterwards, even on failure."""
+    folder = Path(keep) if keep else Path(tempfile.mkdtemp(prefix=f"kdbench-{name}-"))
+    try:
+        yield folder
+    finally:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_workflow(folder: Path, config: dict, targets: list[str], cores: int) -> float:
@@ -146,16 +158,12 @@ def main() -> None:
         "evaluation": {"throughput_batch": args.throughput_batch},
         "seeds": [0], "threads": args.cores})
     base = with_teacher_weights(base, args.weights)
-    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="kdbench-speed-"))
     results = {"settings": vars(args), "wall_s": {}, "runs": {}}
-    try:
+    with scratch_folder(args.workdir, "speed") as workdir:
         for way in args.ways:
             config = merge(base, WAYS[way])
             results["wall_s"][way] = run_way(way, config, workdir, args.cores)
             results["runs"][way] = read_way(workdir / way, config)
-    finally:
-        if not args.workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
 
     train.configure_runtime(args.cores, seed=0)
     # forward FLOPs per image as evaluation counted them (float32: the seed way's models)
