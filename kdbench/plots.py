@@ -204,6 +204,10 @@ def training_curves_png(histories: dict[str, pd.DataFrame], path,
     axes["cross-entropy"].set_ylabel("training cross-entropy on the labels")
     if distilled:
         axes["distillation"].set_ylabel("training distillation loss (" + ", ".join(distillation_terms) + ")")
+        values = np.concatenate([line.get_ydata() for line in axes["distillation"].lines]).astype(float)
+        values = values[np.isfinite(values)]
+        if len(values) and values.min() > 0 and values.max() / values.min() > 100:  # e.g. fitnets' hint beside KL
+            axes["distillation"].set_yscale("log")
     axes["accuracy"].set_ylabel("validation accuracy (%)" if validation else "training accuracy (%)")
     for axis in axes.values():
         _epoch_axis(axis, last_epoch)

@@ -225,3 +225,17 @@ def test_training_curves_show_kd_label_cross_entropy_unweighted():
     assert report.label_cross_entropy(kd, history)["soft_loss"].tolist() == [0.4, 0.5]
     dkd = run_row("dkd-s0", "dkd", "distilled", 0, "frozen", "dkd", "{}")  # its hard term is plain CE already
     assert report.label_cross_entropy(dkd, history)["hard_loss"].tolist() == [0.6, 0.3]
+
+
+def test_training_curves_draw_one_mean_curve_per_configuration(monkeypatch):
+    drawn = {}
+    monkeypatch.setattr(report.plots, "accuracy_vs_cost_png", lambda *args, **kwargs: None)
+    monkeypatch.setattr(report.plots, "training_curves_png", lambda curves, path, **kwargs: drawn.update(curves))
+    histories = {run_id: pd.DataFrame({"epoch": [1, 2], "loss": [1.0 + s, 0.5 + s], "val_accuracy": [0.2, 0.4]})
+                 for s, run_id in enumerate(RUNS["id"])}
+    report.write_figures(report.results_table(RUNS, RECORDS), histories, {"accuracy_vs_cost": "unused.png",
+                                                                          "training_curves": "unused.png"})
+    assert len(drawn) == 3  # teacher, baseline and the setting chosen on validation: not a line per seed
+    (baseline,) = [curve for label, curve in drawn.items() if label == "baseline resnet18 (mean of 3 seeds)"]
+    np.testing.assert_allclose(baseline["loss"], [3.0, 2.5])  # rows 1-3 of RUNS: epoch-1 losses 2, 3, 4
+    assert any(label.startswith("teacher") and "mean" not in label for label in drawn)
