@@ -23,7 +23,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from speed import ROOT, merge, results_dir, run_workflow, scratch_folder  # noqa: E402
+from speed import ROOT, merge, npz_slice, results_dir, run_workflow, scratch_folder  # noqa: E402
 
 from kdbench import architectures, cli  # noqa: E402
 from kdbench.runs import expand  # noqa: E402
@@ -49,8 +49,7 @@ def benchmark_config(args) -> dict:
     return merge(base, {
         "run_name": "architectures",
         "description": "student architectures side by side (benchmarks/architectures.py)",
-        "data": {"source": "npz", "path": str(Path(args.data).resolve()), "train_size": args.train_size,
-                 "val_size": args.val_size, "test_size": args.test_size},
+        "data": npz_slice(args),
         "model": {"upsample": args.upsample},
         "train": {"epochs": args.epochs, "batch_size": args.batch_size},
         "teachers": {name: None for name in base["teachers"]},

@@ -23,7 +23,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from speed import ROOT, merge, results_dir, run_workflow, scratch_folder  # noqa: E402
+from speed import ROOT, merge, npz_slice, results_dir, run_workflow, scratch_folder  # noqa: E402
 
 from kdbench import cli, methods  # noqa: E402
 from kdbench.runs import expand  # noqa: E402
@@ -34,14 +34,15 @@ DATA = ROOT.parent / "shared" / "data" / "cifar10-seed-subset.npz"
 def benchmark_config(args) -> dict:
     """config.yaml with the slice, one teacher (weights null) and every method at its defaults, one seed."""
     base = yaml.safe_load((ROOT / "config.yaml").read_text())
+    if args.teacher not in base["teachers"]:
+        raise cli.KdbenchError(f"--teacher {args.teacher}: config.yaml has {', '.join(base['teachers'])}")
     # merged over config.yaml by Snakemake too: entries are switched off by name, not left out
     teachers = {name: None for name in base["teachers"]}
     teachers[args.teacher] = {"weights": None}
     return merge(base, {
         "run_name": "method-cost",
         "description": "training time per epoch of every method (benchmarks/method_cost.py)",
-        "data": {"source": "npz", "path": str(Path(args.data).resolve()), "train_size": args.train_size,
-                 "val_size": args.val_size, "test_size": args.test_size},
+        "data": npz_slice(args),
         "model": {"upsample": args.upsample},
         "train": {"epochs": args.epochs, "batch_size": args.batch_size},
         "teachers": teachers,
@@ -89,9 +90,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.epochs < 2:
         raise cli.KdbenchError("--epochs must be at least 2: the first epoch (tracing, warm-up) is timed apart")
-    teachers = yaml.safe_load((ROOT / "config.yaml").read_text())["teachers"]
-    if args.teacher not in teachers:
-        raise cli.KdbenchError(f"--teacher {args.teacher}: config.yaml has {', '.join(teachers)}")
 
     config = benchmark_config(args)
     table = expand(config)

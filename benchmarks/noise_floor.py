@@ -29,7 +29,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from speed import ROOT, merge, results_dir, run_workflow, scratch_folder  # noqa: E402
+from speed import ROOT, merge, npz_slice, results_dir, run_workflow, scratch_folder  # noqa: E402
 
 from kdbench import cli, stats  # noqa: E402
 
@@ -46,8 +46,7 @@ def benchmark_config(args, recipe: str) -> dict:
     base = merge(base, RECIPES[recipe])  # before the overlay below, which drops a teacher the recipe names
     return merge(base, {
         "run_name": f"noise-{recipe}", "description": "noise floor (benchmarks/noise_floor.py)",
-        "data": {"source": "npz", "path": str(Path(args.data).resolve()), "train_size": args.train_size,
-                 "val_size": args.val_size, "test_size": args.test_size},
+        "data": npz_slice(args),
         "model": {"upsample": args.upsample},
         "train": {"epochs": args.epochs},
         "teachers": {"frozen": {"weights": args.weights}, "finetuned": None},

@@ -48,6 +48,12 @@ def merge(base: dict, overlay: dict) -> dict:
     return merged
 
 
+def npz_slice(args) -> dict:
+    """The config's data section for the --data npz and the --train-size/--val-size/--test-size slice."""
+    return {"source": "npz", "path": str(Path(args.data).resolve()), "train_size": args.train_size,
+            "val_size": args.val_size, "test_size": args.test_size}
+
+
 @contextlib.contextmanager
 def scratch_folder(keep: str | None, name: str):
     """The folder `keep` (left in place) or, without one, a temporary folder deleted afterwards, even on failure."""
