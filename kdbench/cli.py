@@ -98,6 +98,24 @@ def ema_decay(text: str) -> float | None:
     return _number(text, float, "none or a decay between 0 and 1 (e.g. 0.999)", lambda v: 0 < v < 1)
 
 
+def milestones(text: str) -> list[int]:
+    """'150,180,210' -> [150, 180, 210]: increasing epochs >= 1 ('' or 'none': no milestone)."""
+    if text.strip().lower() in ("", "none"):
+        return []
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of epochs (e.g. 150,180,210)") \
+            from None
+    if values != sorted(set(values)) or values[0] < 1:
+        raise argparse.ArgumentTypeError(f"'{text}': milestones must be increasing epochs >= 1")
+    return values
+
+
+def decay_factor(text: str) -> float:
+    return _number(text, float, "a number > 0 and <= 1", lambda v: 0 < v <= 1)
+
+
 def add_training_args(parser) -> None:
     """Flags every training script takes; rules pass each explicitly so Snakemake sees changes."""
     parser.add_argument("--data", required=True, help=".npz written by fetch_data.py")
@@ -107,12 +125,22 @@ def add_training_args(parser) -> None:
     parser.add_argument("--learning-rate", type=positive_float, default=1e-3,
                         help="the learning rate (with --schedule cosine: its peak, after the warm-up)")
     parser.add_argument("--optimizer", default="adam", choices=["adam", "sgd"],
-                        help="adam (the reference's) or sgd with Nesterov momentum and weight decay")
-    parser.add_argument("--momentum", type=momentum, default=0.9, help="SGD's Nesterov momentum (sgd only)")
+                        help="adam (the reference's) or sgd with momentum and weight decay")
+    parser.add_argument("--momentum", type=momentum, default=0.9, help="SGD's momentum (sgd only)")
+    parser.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True,
+                        help="SGD's Nesterov momentum (default); --no-nesterov: plain momentum, PyTorch's default")
     parser.add_argument("--weight-decay", type=non_negative_float, default=5e-4,
-                        help="SGD's decoupled weight decay per unit of learning rate (sgd only; 0: none)")
-    parser.add_argument("--schedule", default="constant", choices=["constant", "cosine"],
-                        help="constant learning rate (the reference's) or cosine decay to 0 after a linear warm-up")
+                        help="SGD's weight decay (sgd only; 0: none), as --weight-decay-mode applies it")
+    parser.add_argument("--weight-decay-mode", default="decoupled", choices=["decoupled", "l2"],
+                        help="decoupled: Keras's (w -= lr x wd x w each step, outside the momentum); l2: "
+                             "PyTorch's SGD (wd x w added to the gradient, through the momentum)")
+    parser.add_argument("--schedule", default="constant", choices=["constant", "cosine", "multistep"],
+                        help="constant learning rate (the reference's), cosine decay to 0 after a linear warm-up, "
+                             "or multistep: x --lr-decay at each of --lr-milestones")
+    parser.add_argument("--lr-milestones", type=milestones, default=[],
+                        help="multistep only: comma-separated epochs at whose start the learning rate is "
+                             "multiplied by --lr-decay, e.g. 150,180,210")
+    parser.add_argument("--lr-decay", type=decay_factor, default=0.1, help="multistep only: the factor per milestone")
     parser.add_argument("--warmup-epochs", type=non_negative_int, default=1,
                         help="cosine only: epochs of linear warm-up from 0 to the learning rate")
     parser.add_argument("--ema", type=ema_decay, default=None,
@@ -157,7 +185,9 @@ def training_info(args, **extra) -> dict:
     """The run facts every training script records next to its checkpoint."""
     return {"upsample": args.upsample, "epochs": args.epochs, "batch_size": args.batch_size,
             "learning_rate": args.learning_rate, "optimizer": args.optimizer, "momentum": args.momentum,
-            "weight_decay": args.weight_decay, "schedule": args.schedule, "warmup_epochs": args.warmup_epochs,
+            "weight_decay": args.weight_decay, "weight_decay_mode": args.weight_decay_mode, "nesterov": args.nesterov,
+            "schedule": args.schedule, "warmup_epochs": args.warmup_epochs, "lr_milestones": args.lr_milestones,
+            "lr_decay": args.lr_decay,
             "ema": args.ema, "checkpoint": args.checkpoint, "seed": args.seed, "threads": args.threads,
             "jit_compile": args.jit_compile, "deterministic": args.deterministic,
             "precision_requested": args.precision, **extra}

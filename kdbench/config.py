@@ -21,7 +21,8 @@ _Validator = jsonschema.validators.extend(
 
 # train.* keys of the recipe that every training run records as the config gave them (train.json): the
 # summary refuses a run whose record disagrees on any
-RECIPE_KEYS = ("optimizer", "momentum", "weight_decay", "schedule", "warmup_epochs", "ema", "checkpoint")
+RECIPE_KEYS = ("optimizer", "momentum", "weight_decay", "weight_decay_mode", "nesterov", "schedule", "warmup_epochs",
+               "lr_milestones", "lr_decay", "ema", "checkpoint")
 
 
 def normalise(config: dict) -> None:
@@ -119,6 +120,16 @@ def _recipe_errors(config: dict) -> list[str]:
     if train.get("schedule") == "cosine" and train.get("warmup_epochs", 1) >= train["epochs"]:
         messages.append(f"train.warmup_epochs: {train.get('warmup_epochs', 1)} leaves no epoch of cosine decay in "
                         f"a run of {train['epochs']} epochs; use fewer warm-up epochs (0 is allowed)")
+    milestones = train.get("lr_milestones", [])
+    if train.get("schedule") == "multistep":
+        if not milestones:
+            messages.append("train.lr_milestones: schedule multistep needs at least one milestone epoch, e.g. "
+                            "[150, 180, 210]")
+        elif milestones != sorted(set(milestones)):
+            messages.append(f"train.lr_milestones: {milestones} must be increasing epochs, each listed once")
+        elif milestones[-1] >= train["epochs"]:
+            messages.append(f"train.lr_milestones: epoch {milestones[-1]} is not inside a run of {train['epochs']} "
+                            "epochs, so it would never apply; scale the milestones with train.epochs")
     if train.get("checkpoint") == "best" and config["data"].get("val_size", 0) == 0:
         messages.append("train.checkpoint: best keeps the epoch with the best validation accuracy and needs a "
                         "validation split: set data.val_size > 0, or use checkpoint: last")

@@ -211,9 +211,17 @@ def sweep_markdown(table: pd.DataFrame, chosen: str) -> str:
 
 
 def recipe(train: dict) -> str:
-    """'Adam, constant learning rate, last epoch' or 'SGD (Nesterov), cosine learning rate, EMA 0.99, best epoch'."""
-    optimizer = {"adam": "Adam", "sgd": "SGD (Nesterov)"}.get(train.get("optimizer", "adam"), train.get("optimizer"))
-    parts = [optimizer, f"{train.get('schedule', 'constant')} learning rate"]
+    """'Adam, constant learning rate, last epoch' or 'SGD (Nesterov), cosine learning rate, EMA 0.99, best epoch'
+    or 'SGD, L2 weight decay (PyTorch's), multistep learning rate (x0.1 at epochs 150, 180, 210), last epoch'."""
+    optimizer = train.get("optimizer", "adam")
+    if optimizer == "sgd":
+        optimizer = "SGD (Nesterov)" if train.get("nesterov", True) else "SGD"
+        if train.get("weight_decay_mode") == "l2":
+            optimizer += ", L2 weight decay (PyTorch's)"
+    parts = [{"adam": "Adam"}.get(optimizer, optimizer), f"{train.get('schedule', 'constant')} learning rate"]
+    if train.get("schedule") == "multistep":
+        parts[-1] += (f" (x{train.get('lr_decay', 0.1):g} at epochs "
+                      f"{', '.join(map(str, train.get('lr_milestones', [])))})")
     if train.get("ema") not in (None, False, "none"):
         parts.append(f"EMA {train['ema']}")
     parts.append(f"{train.get('checkpoint', 'last')} epoch kept")

@@ -102,12 +102,26 @@ def training_flags(model):
         f"--warmup-epochs {train['warmup_epochs']} --ema {train['ema'] or 'none'} "
         f"--checkpoint {train['checkpoint']} "
         f"--seed {run(model)['seed']} --resume-dir {RESULTS}/.resume/{model}"
+        + recipe_extra_flags(train)
         + (
             f" --tensorboard-dir {RESULTS}/tensorboard/{model}"
             if train["tensorboard"]
             else ""
         )
     )
+
+
+def recipe_extra_flags(train):
+    """The newer recipe keys, passed only where they differ from the scripts' defaults (the default run's
+    command lines stay as they were)."""
+    flags = ""
+    if train["lr_milestones"]:
+        flags += f" --lr-milestones {','.join(map(str, train['lr_milestones']))}"
+    if train["lr_decay"] != 0.1:
+        flags += f" --lr-decay {train['lr_decay']}"
+    if train["weight_decay_mode"] != "decoupled":
+        flags += f" --weight-decay-mode {train['weight_decay_mode']}"
+    return flags + ("" if train["nesterov"] else " --no-nesterov")
 
 
 def augment_flags(epochs=False):

@@ -88,6 +88,93 @@ def test_cosine_schedule_warms_up_linearly_then_follows_the_cosine():
         recipe.learning_rate(base, "cosine", steps, epochs, warmup_epochs=4)
 
 
+def _torch_sgd_by_hand(w, gradients, rates, momentum, weight_decay, nesterov=False):
+    """torch.optim.SGD's documented update (dampening 0), in NumPy: the reference the Keras port must match."""
+    w, buffer = np.array(w, np.float64), None
+    for g, lr in zip(gradients, rates):
+        g = g + weight_decay * w
+        buffer = g.copy() if buffer is None else momentum * buffer + g
+        w = w - lr * (g + momentum * buffer if nesterov else buffer)
+    return w
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_l2_weight_decay_is_pytorchs_sgd_step_for_step(nesterov):
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(4, 3))
+    gradients = [rng.normal(size=(4, 3)) for _ in range(7)]
+    # 2 steps per epoch, milestones at epochs 1 and 2: the rate drops after steps 2 and 4 (as the buffer is full)
+    optimizer = recipe.optimizer("sgd", 0.5, steps_per_epoch=2, epochs=4, schedule="multistep", momentum=0.9,
+                                 weight_decay=0.05, weight_decay_mode="l2", nesterov=nesterov, milestones=[1, 2],
+                                 decay=0.1)
+    variable = keras.Variable(start.astype("float32"))
+    for step, g in enumerate(gradients, start=1):
+        optimizer.apply_gradients([(keras.ops.convert_to_tensor(g.astype("float32")), variable)])
+        rates = [0.5, 0.5, 0.05, 0.05, 0.005, 0.005, 0.005][:step]
+        expected = _torch_sgd_by_hand(start, gradients[:step], rates, 0.9, 0.05, nesterov)
+        np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-5, atol=1e-6)
+    # Keras's decoupled decay is another update: the same flags in the default mode land elsewhere
+    decoupled = recipe.optimizer("sgd", 0.5, steps_per_epoch=2, epochs=4, schedule="multistep", momentum=0.9,
+                                 weight_decay=0.05, nesterov=nesterov, milestones=[1, 2], decay=0.1)
+    other = keras.Variable(start.astype("float32"))
+    for g in gradients:
+        decoupled.apply_gradients([(keras.ops.convert_to_tensor(g.astype("float32")), other)])
+    assert type(decoupled) is keras.optimizers.SGD and decoupled.nesterov is nesterov
+    assert not np.allclose(other.numpy(), variable.numpy(), atol=1e-3)
+
+
+def test_l2_weight_decay_without_momentum_is_plain_gradient_descent_on_the_l2_loss():
+    start, g = np.array([1.0, -2.0, 3.0]), np.array([0.5, 0.5, -1.0])
+    optimizer = recipe.optimizer("sgd", 0.1, steps_per_epoch=1, epochs=1, momentum=0.0, weight_decay=0.01,
+                                 weight_decay_mode="l2", nesterov=False)
+    variable = keras.Variable(start.astype("float32"))
+    optimizer.apply_gradients([(keras.ops.convert_to_tensor(g.astype("float32")), variable)])
+    np.testing.assert_allclose(variable.numpy(), start - 0.1 * (g + 0.01 * start), rtol=1e-6)
+
+
+def test_multistep_learning_rate_at_and_around_each_milestone():
+    base, steps, milestones = 0.05, 10, [150, 180, 210]
+    optimizer = recipe.optimizer("sgd", base, steps_per_epoch=steps, epochs=240, schedule="multistep",
+                                 milestones=milestones, decay=0.1, weight_decay_mode="l2", nesterov=False)
+
+    def rate_at(step):
+        optimizer.iterations.assign(step)
+        return float(optimizer.learning_rate)
+
+    def by_hand(step):  # MultiStepLR: epoch e (0-based) trains at base x 0.1^(milestones <= e)
+        return base * 0.1 ** sum(step // steps >= m for m in milestones)
+
+    for milestone in milestones:
+        for step in (milestone * steps - 1, milestone * steps, milestone * steps + 1):
+            assert rate_at(step) == pytest.approx(by_hand(step), rel=1e-6), step
+    assert rate_at(0) == pytest.approx(base)
+    assert rate_at(1499) == pytest.approx(base) and rate_at(1500) == pytest.approx(base * 0.1, rel=1e-6)
+    assert rate_at(2399) == pytest.approx(base * 1e-3, rel=1e-5)
+    for bad, message in (([], "increasing milestone"), ([180, 150], "increasing milestone"),
+                         ([150, 240], "not inside a run of 240")):
+        with pytest.raises(ValueError, match=message):
+            recipe.learning_rate(base, "multistep", steps, 240, milestones=bad)
+
+
+def test_pytorch_recipe_flags_reach_the_optimizer_and_it_saves_and_loads(tmp_path):
+    args = _training_args("--optimizer", "sgd", "--schedule", "multistep", "--lr-milestones", "1,2",
+                          "--lr-decay", "0.2", "--weight-decay-mode", "l2", "--no-nesterov", "--learning-rate", "0.1")
+    built = recipe.from_args(args, num_images=8)
+    assert type(built) is recipe.TorchSGD and not built.nesterov and built.l2 == pytest.approx(5e-4)
+    assert cli.training_info(args)["lr_milestones"] == [1, 2] and cli.training_info(args)["weight_decay_mode"] == "l2"
+    x, y = _images()
+    model = _tiny_model()
+    model.compile(optimizer=built, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=4, epochs=3, verbose=0)  # 2 steps per epoch: the rate 0.1, 0.02, 0.004
+    assert float(built.learning_rate) == pytest.approx(0.004, rel=1e-5)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert type(loaded.optimizer) is recipe.TorchSGD and loaded.optimizer.l2 == pytest.approx(5e-4)
+    assert float(loaded.optimizer.learning_rate) == pytest.approx(0.004, rel=1e-5)
+    with pytest.raises(SystemExit):
+        _training_args("--lr-milestones", "180,150")
+
+
 def test_recipe_config_errors_name_the_key_and_the_fix():
     base = yaml.safe_load((ROOT / "config.yaml").read_text())
     schema = ROOT / "schemas" / "config.schema.yaml"
@@ -109,6 +196,12 @@ def test_recipe_config_errors_name_the_key_and_the_fix():
     assert "train.warmup_epochs: 5 leaves no epoch" in errors({"schedule": "cosine", "warmup_epochs": 5})
     assert "data.val_size > 0" in errors({"checkpoint": "best"}, data={"val_size": 0})
     assert "train.optimizer" in errors({"optimizer": "rmsprop"})
+    assert errors({"schedule": "multistep", "lr_milestones": [2, 4]}) == ""
+    assert "needs at least one milestone" in errors({"schedule": "multistep"})
+    assert "must be increasing" in errors({"schedule": "multistep", "lr_milestones": [4, 2]})
+    assert "train.lr_milestones: epoch 5 is not inside a run of 5" in errors({"schedule": "multistep",
+                                                                              "lr_milestones": [5]})
+    assert "train.weight_decay_mode" in errors({"weight_decay_mode": "adamw"})
 
 
 # --- EMA ------------------------------------------------------------------------------------------------------
