@@ -42,6 +42,85 @@ class TfPreprocess(layers.Layer):
         return keras.ops.cast(images, "float32") / 127.5 - 1.0
 
 
+# Per-channel mean and std of pixels in [0, 1] that the CIFAR papers normalise with (torchvision's ToTensor then
+# Normalize): CIFAR-100's as RepDistiller and mdistiller use them, CIFAR-10's of its 50,000 training images.
+CIFAR_MEAN_STD = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
+}
+
+
+@keras.saving.register_keras_serializable(package="kdbench")
+class Standardize(layers.Layer):
+    """(pixels / 255 - mean) / std per channel (a data set's normalisation) as a layer, in float32."""
+
+    def __init__(self, mean, std, **kwargs):
+        kwargs["dtype"] = "float32"
+        super().__init__(**kwargs)
+        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+            raise KdbenchError(f"Standardize needs 3 means and 3 positive stds, got mean={mean}, std={std}")
+        self.mean, self.std = [float(m) for m in mean], [float(s) for s in std]
+
+    def call(self, images):
+        mean = keras.ops.convert_to_tensor(self.mean, dtype="float32")
+        std = keras.ops.convert_to_tensor(self.std, dtype="float32")
+        return (keras.ops.cast(images, "float32") / 255.0 - mean) / std
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "std": self.std}
+
+
+def cifar_standardize(images, num_classes: int, dataset: str | None = None):
+    """The CIFAR data set's mean/std normalisation as the model's "preprocess" layer (input_pipeline finds it):
+    `dataset`'s statistics, or where it is None CIFAR-100's for 100 classes and CIFAR-10's otherwise (build gets
+    the class count, not the data set; with BatchNorm after the stem the difference hardly matters)."""
+    if dataset is None:
+        dataset = "cifar100" if num_classes == 100 else "cifar10"
+    if dataset not in CIFAR_MEAN_STD:
+        raise KdbenchError(f"no normalisation statistics for data set '{dataset}'; known: {', '.join(CIFAR_MEAN_STD)}")
+    mean, std = CIFAR_MEAN_STD[dataset]
+    return Standardize(mean, std, name="preprocess")(images)
+
+
+@keras.saving.register_keras_serializable(package="kdbench")
+class ChannelShuffle(layers.Layer):
+    """ShuffleNet's channel shuffle on channels-last maps: channel k * (C / g) + i goes to i * g + k, what the
+    reference's view(N, g, C/g, H, W).permute(0, 2, 1, 3, 4) does on channels-first ones."""
+
+    def __init__(self, groups: int, **kwargs):
+        super().__init__(**kwargs)
+        self.groups = int(groups)
+
+    def call(self, x):
+        height, width, channels = x.shape[1:]
+        grouped = keras.ops.reshape(x, (-1, height, width, self.groups, channels // self.groups))
+        return keras.ops.reshape(keras.ops.transpose(grouped, (0, 1, 2, 4, 3)), (-1, height, width, channels))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups}
+
+
+@keras.saving.register_keras_serializable(package="kdbench")
+class ChannelSlice(layers.Layer):
+    """Channels [start, stop) of a channels-last map (ShuffleNetV2's channel split)."""
+
+    def __init__(self, start: int, stop: int, **kwargs):
+        super().__init__(**kwargs)
+        self.start, self.stop = int(start), int(stop)
+
+    def call(self, x):
+        return x[..., self.start:self.stop]
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.stop - self.start)
+
+    def get_config(self):
+        return {**super().get_config(), "start": self.start, "stop": self.stop}
+
+
 # keras.applications' preprocessing modes -> the layer doing it; None: the model normalises its inputs itself
 PREPROCESSING = {"caffe": CaffePreprocess, "tf": TfPreprocess, None: None}
 
