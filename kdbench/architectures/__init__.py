@@ -62,6 +62,7 @@ def load_model(path):
 
     import keras
 
+    from kdbench import recipe  # noqa: F401  (registers TorchSGD and MultiStepDecay, a checkpoint's optimizer)
     from kdbench.architectures import layers  # noqa: F401  (registers CaffePreprocess for loading)
 
     if not Path(path).is_file():
