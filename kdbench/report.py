@@ -136,6 +136,25 @@ def model_warnings(results: pd.DataFrame, predictions: dict[str, np.ndarray], tr
     return found
 
 
+def teacher_warnings(results: pd.DataFrame) -> list[str]:
+    """One line per (teacher, student) where the teacher's test accuracy is below the mean test accuracy of that
+    student's baseline: its distillation measures imitation of a weaker model, not the effect of a teacher."""
+    lines = []
+    teachers = results[results["role"] == "teacher"].groupby("teacher", sort=False)["test_accuracy"].mean()
+    baselines = results[results["role"] == "baseline"].groupby("student", sort=False)["test_accuracy"]
+    taught = results[results["role"] == "distilled"][["teacher", "student"]].drop_duplicates()
+    for teacher, student in taught.itertuples(index=False):
+        if teacher not in teachers.index or student not in baselines.groups:
+            continue
+        seeds = baselines.get_group(student)
+        if teachers[teacher] < seeds.mean():
+            over = f"mean of {_plural(len(seeds), 'seed')}" if len(seeds) > 1 else "one seed"
+            lines.append(f"- teacher {teacher} scores {100 * teachers[teacher]:.2f} % on the test images, below "
+                         f"the baseline {student}'s {100 * seeds.mean():.2f} % ({over}), the student it teaches: "
+                         "distilling it measures imitation of a weaker model, not what a good teacher gives.")
+    return lines
+
+
 def format_seconds(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
@@ -314,6 +333,9 @@ def build_summary(title: str, description: str, data_info: dict, results: pd.Dat
         lines += ["## Warnings", "", "These models are degenerate: their accuracy does not measure what they "
                   "learned, and comparisons involving them mean little.", ""]
         lines += [f"- {run_id}: {'; '.join(found)}." for run_id, found in warnings.items()] + [""]
+    weak_teachers = teacher_warnings(results)
+    if weak_teachers:
+        lines += ["## Warning: teachers weaker than their students", "", *weak_teachers, ""]
     lines += ["## Accuracy", "", "Mean ± standard deviation over seeds (n)."
               + (" Agreement: the share of test images where a distilled student predicts its teacher's class, "
                  "and the mean KL divergence from the teacher's to the student's predictions (T = 1)."

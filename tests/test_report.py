@@ -129,6 +129,17 @@ def test_a_model_that_predicts_one_class_is_flagged_not_trusted():
     assert "## Warnings" in text and "- baseline-resnet18-s1: predicts class 3" in text
 
 
+def test_a_teacher_weaker_than_the_baseline_of_its_student_is_warned_about():
+    text, _ = summary()  # teacher 80 % against the baseline's 61 %: nothing to say
+    assert "weaker than their students" not in text
+    weak = {**RECORDS, "teacher-frozen": record("teacher-frozen", 0.605, 0.6, "teacher")}
+    text, _ = summary(weak)  # 60.5 % is above one seed's 60 % but below the mean of 60, 61 and 62
+    assert "## Warning: teachers weaker than their students" in text
+    assert "teacher frozen scores 60.50 % on the test images, below the baseline resnet18's 61.00 % (mean of 3 seeds)" \
+        in text
+    assert not report.teacher_warnings(report.results_table(RUNS.iloc[:4], weak))  # it teaches no student here
+
+
 def test_records_made_with_other_settings_are_named():
     expected = {"dataset": "cifar10", "train_size": 10000, "val_size": 2000, "test_size": 2000, "epochs": 5,
                 "batch_size": 32, "precision": "auto"}
