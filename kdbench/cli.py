@@ -149,6 +149,9 @@ def add_training_args(parser) -> None:
     parser.add_argument("--checkpoint", default="last", choices=["last", "best"],
                         help="the weights to save: the last epoch's, or those of the epoch with the best "
                              "validation accuracy (needs a validation split)")
+    parser.add_argument("--test-every-epoch", action="store_true",
+                        help="also score the test images after every epoch (history's test_accuracy, test_loss): the "
+                             "papers' best-test-epoch figure, reported beside the honest one and never used to choose")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,
                         help="TensorFlow op determinism: same data, flags and seed on the same machine give "
@@ -188,6 +191,7 @@ def training_info(args, **extra) -> dict:
             "weight_decay": args.weight_decay, "weight_decay_mode": args.weight_decay_mode, "nesterov": args.nesterov,
             "schedule": args.schedule, "warmup_epochs": args.warmup_epochs, "lr_milestones": args.lr_milestones,
             "lr_decay": args.lr_decay,
-            "ema": args.ema, "checkpoint": args.checkpoint, "seed": args.seed, "threads": args.threads,
+            "ema": args.ema, "checkpoint": args.checkpoint, "test_every_epoch": args.test_every_epoch,
+            "seed": args.seed, "threads": args.threads,
             "jit_compile": args.jit_compile, "deterministic": args.deterministic,
             "precision_requested": args.precision, **extra}

@@ -97,6 +97,9 @@ def _cross_key_errors(config: dict) -> list[str]:
         if entry.get("cache_features") and entry["train_backbone"]:
             messages.append(f"teachers.{name}.cache_features: true needs train_backbone: false (a trained "
                             "backbone changes every step, so its features cannot be computed once)")
+        if entry.get("cache_features") and entry.get("augment"):
+            messages.append(f"teachers.{name}.augment: true needs cache_features: false (cached backbone features "
+                            "are computed once, on the images as they are, not on each epoch's views)")
         messages += _path_errors(f"teachers.{name}.weights", entry["weights"], "imagenet")
     for method, settings in method_settings.items():
         if method not in methods.METHODS:

@@ -64,8 +64,10 @@ def mismatches(runs: pd.DataFrame, records: dict[str, dict], data_info: dict, ex
                   "precision_requested": expected["precision"], "upsample": run["upsample"], "seed": run["seed"],
                   "role": run["role"]}
         wanted.update({key: expected[key] for key in RECIPE_KEYS if key in expected})
-        if run["role"] != "teacher" and "augment" in expected:  # teachers never train on augmented views
+        if run["role"] != "teacher" and "augment" in expected:  # students: train.augment
             wanted["augment"] = expected["augment"]
+        if run["role"] == "teacher" and run["teacher"] in expected.get("teacher_augment", {}):  # their own key
+            wanted["augment"] = expected["teacher_augment"][run["teacher"]]
         if run["role"] == "distilled":
             wanted.update(method=run["method"], settings=json.loads(run["settings"]))
         if "ema" in wanted:  # off is false in the config and null in the record

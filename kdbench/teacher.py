@@ -27,7 +27,8 @@ def fit_teacher(teacher: keras.Model, architecture: str, x: np.ndarray, y: np.nd
                 jit_compile: bool | str = "auto", run_key: dict | None = None,
                 validation: tuple[np.ndarray, np.ndarray] | None = None,
                 optimizer: keras.optimizers.Optimizer | None = None,
-                checkpoint: str = "last", tensorboard_dir: str | Path | None = None) -> tuple[pd.DataFrame, float, dict]:
+                checkpoint: str = "last", tensorboard_dir: str | Path | None = None, views=None,
+                test: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[pd.DataFrame, float, dict]:
     """Train `teacher` in place; returns its per-epoch history, the seconds spent computing features and which
     epoch's weights it holds ({"kept_epoch": ...}, with "kept_val_accuracy" for checkpoint "best").
 
@@ -35,7 +36,9 @@ def fit_teacher(teacher: keras.Model, architecture: str, x: np.ndarray, y: np.nd
     the teacher keeps the trained head, so saving it gives the full model. run_key: see fit_resumable.
     validation: (images, labels) scored after every epoch (val_accuracy, val_loss in the history).
     optimizer: the recipe's (kdbench.recipe), by default Adam at `learning_rate`. checkpoint: "last", or "best"
-    (the epoch with the best validation accuracy; needs `validation`).
+    (the epoch with the best validation accuracy; needs `validation`). views: a kdbench.augment.EpochViews to
+    train on each epoch's augmented views (not with cache_features). test: (images, labels) scored after every
+    epoch as test_accuracy, test_loss (reported only, never used to choose).
     """
     def compile_(model):
         model.compile(optimizer=optimizer or keras.optimizers.Adam(learning_rate), metrics=["accuracy"],
@@ -43,9 +46,11 @@ def fit_teacher(teacher: keras.Model, architecture: str, x: np.ndarray, y: np.nd
 
     def fit(model, inputs, scorers):
         best = train.BestEpoch(model, Path(resume_dir) / "best") if checkpoint == "best" else None
-        history = train.fit_resumable(model, train.make_dataset(inputs, y, batch_size, shuffle=True, seed=seed),
-                                      epochs, resume_dir, run_key=run_key,
-                                      extra_callbacks=[*scorers, *([best] if best else [])],
+        history = train.fit_resumable(model, train.make_dataset(inputs, y, batch_size, shuffle=True, seed=seed,
+                                                                views=views),
+                                      epochs, resume_dir, run_key=run_key,  # views first: it sets the epoch
+                                      extra_callbacks=[*([views] if views else []), *scorers,
+                                                       *([best] if best else [])],
                                       tensorboard_dir=tensorboard_dir)
         return history, best.restore() if best else {"kept_epoch": int(len(history))}
 
@@ -55,8 +60,12 @@ def fit_teacher(teacher: keras.Model, architecture: str, x: np.ndarray, y: np.nd
     if not cache_features:
         compile_(teacher)
         scorers = [train.ValidationMetrics(teacher, *validation)] if validation else []
+        scorers += [train.ValidationMetrics(teacher, *test, prefix="test")] if test else []
         history, kept = fit(teacher, x, scorers)
         return history, 0.0, kept
+    if views is not None:
+        raise KdbenchError("a frozen teacher's cached backbone features are computed once, on the images as they "
+                           "are: augmentation needs cache_features false")
     if teacher.get_layer("backbone").trainable:
         raise KdbenchError("backbone features can be cached only for a frozen teacher: a trainable backbone "
                            "changes every step; drop --cache-features")
@@ -66,6 +75,9 @@ def fit_teacher(teacher: keras.Model, architecture: str, x: np.ndarray, y: np.nd
     if validation:
         val_features = backbone_features(teacher, architecture, validation[0], batch_size=max(batch_size, 128))
         scorers = [train.ValidationMetrics(teacher.get_layer("head"), val_features, validation[1])]
+    if test:
+        test_features = backbone_features(teacher, architecture, test[0], batch_size=max(batch_size, 128))
+        scorers.append(train.ValidationMetrics(teacher.get_layer("head"), test_features, test[1], prefix="test"))
     feature_seconds = time.perf_counter() - start
     print(f"computed backbone features of {len(x)} images once in {feature_seconds:.1f} s", flush=True)
     head = teacher.get_layer("head")

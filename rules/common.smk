@@ -103,6 +103,7 @@ def training_flags(model):
         f"--checkpoint {train['checkpoint']} "
         f"--seed {run(model)['seed']} --resume-dir {RESULTS}/.resume/{model}"
         + recipe_extra_flags(train)
+        + (" --test-every-epoch" if config["evaluation"]["test_every_epoch"] else "")
         + (
             f" --tensorboard-dir {RESULTS}/tensorboard/{model}"
             if train["tensorboard"]
@@ -189,6 +190,11 @@ def teacher_flags(wildcards):
         f"--weights {shlex.quote(str(entry['weights'] or 'none'))} "
         f"--{'' if entry['train_backbone'] else 'no-'}train-backbone "
         f"--{'' if entry.get('cache_features') else 'no-'}cache-features"
+        + (
+            f" --augment --augment-seed {config['train']['augment_seed']}"
+            if entry.get("augment")
+            else ""
+        )
     )
 
 

@@ -58,6 +58,9 @@ rule summarize:
                         for key in ("epochs", "batch_size", "precision", "augment")
                         + RECIPE_KEYS
                     },
+                    "teacher_augment": {
+                        name: bool(entry.get("augment")) for name, entry in TEACHERS.items()
+                    },
                 }
             )
         ),

@@ -92,6 +92,9 @@ def main() -> None:
           f"device: {train.device_description()}", flush=True)
     callbacks = [views] if views else []  # first: it sets the epoch before the epoch's data is drawn
     callbacks += [train.ValidationMetrics(student, *validation)] if validation else []
+    if args.test_every_epoch:
+        callbacks.append(train.ValidationMetrics(student, arrays["x_test"].astype("float32"), arrays["y_test"],
+                                                 prefix="test"))
     best = train.BestEpoch(student, Path(args.resume_dir) / "best") if args.checkpoint == "best" else None
     callbacks += [best] if best else []
     if args.method:

@@ -16,12 +16,16 @@ def main() -> None:
     parser.add_argument("--cache-features", action=argparse.BooleanOptionalAction, default=False,
                         help="frozen backbone only: run it once per image and train the head on those "
                              "features (--no-cache-features: the backbone runs in every epoch)")
+    parser.add_argument("--augment", action="store_true",
+                        help="train on augmented views (4 px padded random crop, horizontal flip), image i's view "
+                             "in epoch e fixed by (--augment-seed, e, i), as the students' (kdbench.augment)")
+    parser.add_argument("--augment-seed", type=cli.non_negative_int, default=0, help="the seed of the views")
     cli.add_training_args(parser)
     args = parser.parse_args()
     hardware.claim_gpus_if_asked()  # before TensorFlow sees a GPU: one free GPU of this machine, locked
     weights = None if args.weights.lower() in ("none", "null") else args.weights
 
-    from kdbench import architectures, datasets, recipe, teacher, train
+    from kdbench import architectures, augment, datasets, recipe, teacher, train
 
     architectures.get(args.architecture)  # an unknown name fails before TensorFlow starts work
     train.configure_runtime(args.threads, args.seed, args.deterministic)
@@ -30,9 +34,12 @@ def main() -> None:
     x_train = arrays["x_train"].astype("float32")
     print(f"training teacher ({args.architecture}, {'fine-tuned' if args.train_backbone else 'frozen'} backbone): "
           f"{len(x_train)} images, {32 * args.upsample} px, {args.epochs} epochs, weights={weights}, "
-          f"{precision}, {'cached backbone features' if args.cache_features else 'backbone in every step'}; "
+          f"{precision}, {'cached backbone features' if args.cache_features else 'backbone in every step'}"
+          f"{f', augmented (seed {args.augment_seed})' if args.augment else ''}; "
           f"{args.optimizer}, {args.schedule} learning rate, ema {args.ema}, {args.checkpoint} epoch kept; "
           f"device: {train.device_description()}", flush=True)
+    views = augment.EpochViews(args.augment_seed) if args.augment else None  # outside the strategy's scope
+    test = (arrays["x_test"].astype("float32"), arrays["y_test"]) if args.test_every_epoch else None
     strategy = train.distribution_strategy()
     with strategy.scope():  # models and optimizer state are created inside it (mirrored over GPUs)
         model = architectures.build(args.architecture, len(arrays["class_names"]), args.upsample, weights=weights,
@@ -43,11 +50,12 @@ def main() -> None:
             cache_features=args.cache_features, jit_compile=hardware.jit_compile_flag(args.jit_compile),
             run_key=cli.resume_key(args, args.data, weights), validation=datasets.validation_split(arrays),
             tensorboard_dir=args.tensorboard_dir, optimizer=recipe.from_args(args, len(x_train)),
-            checkpoint=args.checkpoint)
+            checkpoint=args.checkpoint, views=views, test=test)
     info = cli.training_info(args, role="teacher", architecture=args.architecture, weights=str(weights),
                              train_backbone=args.train_backbone, precision=precision,
                              cache_features=args.cache_features, feature_seconds=feature_seconds,
-                             replicas=strategy.num_replicas_in_sync, **kept)
+                             replicas=strategy.num_replicas_in_sync, augment=args.augment,
+                             **({"augment_seed": args.augment_seed} if args.augment else {}), **kept)
     train.save_training_outputs(model, history, args.model_out, args.history_out, args.info_out, info,
                                 args.resume_dir)
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import ROOT, run_script
 
-from kdbench import KdbenchError, augment, cli, config, distill, recipe, train
+from kdbench import KdbenchError, augment, cli, config, distill, recipe, teacher, train
 from kdbench.datasets import get, make_synthetic, save_dataset
 
 
@@ -442,3 +442,46 @@ def test_cached_per_epoch_targets_train_as_the_online_teacher_does(tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     other_views = distil(None, {"teacher_logits": np.roll(cached, 1, axis=0)})  # epoch 2's targets in epoch 1
     assert not all(np.allclose(a, b, rtol=1e-5, atol=1e-6) for a, b in zip(online, other_views))
+
+
+class _ImageProbe(_Probe):
+    """_Probe for plain label targets: records the images of every batch, trains nothing."""
+
+    def train_step(self, data):
+        images, _ = data
+        self.batches.append(images.numpy())
+        return {"loss": 0.0}
+
+
+def test_an_augmenting_teacher_trains_on_the_students_views_and_scores_the_test_images_per_epoch(tmp_path):
+    x, y = _images()
+    probe = _ImageProbe()
+    probe.compile(optimizer="sgd", run_eagerly=True)
+    probe.compile = lambda **kwargs: None  # fit_teacher compiles; the probe keeps its eager step
+    history, _, kept = teacher.fit_teacher(probe, "unused", x, y, learning_rate=0.1, batch_size=4, epochs=2, seed=0,
+                                           resume_dir=tmp_path / "resume", cache_features=False,
+                                           views=augment.EpochViews(3), test=(x[:6], y[:6]))
+    assert kept == {"kept_epoch": 2} and len(probe.batches) == 4
+    for epoch in (0, 1):
+        seen = np.concatenate(probe.batches[2 * epoch:2 * epoch + 2])
+        reference = _seen_views(x, 3, epoch)
+        assert sorted(int(np.flatnonzero([np.array_equal(v, r) for r in reference])[0]) for v in seen) == list(
+            range(len(x)))  # every image once, each as its view of that epoch
+    assert {"test_accuracy", "test_loss"} <= set(history.columns) and "val_accuracy" not in history
+    logits = probe.predict(x[:6], verbose=0)
+    assert history["test_accuracy"].iloc[-1] == pytest.approx(float((logits.argmax(axis=1) == y[:6]).mean()))
+    with pytest.raises(KdbenchError, match="augmentation needs cache_features false"):
+        teacher.fit_teacher(probe, "unused", x, y, learning_rate=0.1, batch_size=4, epochs=1, seed=0,
+                            resume_dir=tmp_path / "other", cache_features=True, views=augment.EpochViews(3))
+
+
+def test_teacher_augmentation_is_a_teachers_own_key_and_not_with_cached_features():
+    base = yaml.safe_load((ROOT / "config.yaml").read_text())
+    schema = ROOT / "schemas" / "config.schema.yaml"
+    merged = json.loads(json.dumps(base))
+    merged["teachers"]["finetuned"]["augment"] = True
+    assert config.config_errors(merged, schema) == []
+    merged["teachers"]["frozen"]["augment"] = True  # cache_features: true
+    assert config.config_errors(merged, schema) == [
+        "teachers.frozen.augment: true needs cache_features: false (cached backbone features are computed once, "
+        "on the images as they are, not on each epoch's views)"]

@@ -167,6 +167,9 @@ def test_records_made_with_another_recipe_are_named():
     assert report.mismatches(RUNS, records, DATA, expected) == [
         "baseline-resnet18-s0 was trained with augment False, the config asks for True",
         "kd-a-s2 was trained with ema None, the config asks for 0.99"]
+    augmenting_teacher = {**expected, "teacher_augment": {"frozen": True}}  # the teacher's own key now
+    assert report.mismatches(RUNS.iloc[:1], records, DATA, augmenting_teacher) == [
+        "teacher-frozen was trained with augment False, the config asks for True"]
 
 
 def write_run_files(tmp_path, table, records):
