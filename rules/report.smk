@@ -59,7 +59,8 @@ rule summarize:
                         + RECIPE_KEYS
                     },
                     "teacher_augment": {
-                        name: bool(entry.get("augment")) for name, entry in TEACHERS.items()
+                        name: bool(entry.get("augment"))
+                        for name, entry in TEACHERS.items()
                     },
                 }
             )
