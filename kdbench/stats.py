@@ -17,22 +17,57 @@ def welch_comparison(a: list[float], b: list[float], confidence: float = 0.95) -
             "ci_high": float(interval.high), "p_value": float(result.pvalue)}
 
 
+def mcnemar_interval(only_a: int, only_b: int, total: int, confidence: float = 0.95) -> dict:
+    """Accuracy of a minus b from paired counts: exact McNemar test and the interval that inverts it.
+
+    only_a / only_b: the images only a / only b gets right (the discordant pairs); total: every paired
+    image, N. Given the n = only_a + only_b discordant images, only_a ~ Binomial(n, pi), and the exact
+    McNemar test is the two-sided binomial test of pi = 1/2: p = min(1, 2 * the smaller tail). The
+    Clopper-Pearson interval for pi inverts that equal-tailed test, and the accuracy difference is
+    (only_a - only_b) / N = (n / N) * (2 pi - 1), so mapping the interval through it gives an interval for
+    the difference that excludes 0 exactly when p < 1 - confidence. (A normal-approximation interval on the
+    per-image differences can exclude 0 beside p = 0.125.) It is conditional: the share of discordant
+    images, n / N, is taken as observed, so only the split of the discordant images is uncertain; with no
+    discordant image it is [0, 0], with p = 1.
+    """
+    if min(only_a, only_b) < 0 or only_a + only_b > total:
+        raise ValueError(f"discordant counts {only_a} and {only_b} must be >= 0 and sum to at most the "
+                         f"{total} paired images")
+    discordant = only_a + only_b
+    difference = (only_a - only_b) / total if total else 0.0
+    if discordant == 0:
+        return {"difference": difference, "ci_low": 0.0, "ci_high": 0.0, "p_value": 1.0, "discordant": 0,
+                "notes": ["the two models get exactly the same test images right: no discordant image, "
+                          "so the interval conditional on them is [0, 0]"]}
+    result = stats.binomtest(only_a, discordant, 0.5)
+    pi = result.proportion_ci(confidence, method="exact")  # Clopper-Pearson
+    share = discordant / total
+    return {"difference": difference, "ci_low": float(share * (2 * pi.low - 1)),
+            "ci_high": float(share * (2 * pi.high - 1)), "p_value": float(result.pvalue),
+            "discordant": discordant, "notes": []}
+
+
+def _interval_wording(discordant: int) -> str:
+    return (f"exact CI from it (Clopper-Pearson, given the {discordant} images only one of the two gets right)"
+            if discordant else "no discordant image")
+
+
 def paired_comparison(correct_a: np.ndarray, correct_b: np.ndarray, confidence: float = 0.95) -> dict:
-    """Accuracy of a minus b on the same test images: exact McNemar test and a normal-approximation CI.
+    """Accuracy of a minus b on the same test images: exact McNemar test and the exact interval that inverts
+    it (mcnemar_interval: Clopper-Pearson given the discordant images), so the two never disagree.
 
     For a single seed, where seed-to-seed variation cannot be estimated, this asks only whether the two
     trained models differ on this test set.
     """
     correct_a, correct_b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    if correct_a.shape != correct_b.shape:
+        raise ValueError(f"the two correctness arrays differ in shape: {correct_a.shape} and {correct_b.shape}; "
+                         "both must cover the same test images")
     only_a = int(np.sum(correct_a & ~correct_b))
     only_b = int(np.sum(~correct_a & correct_b))
-    per_image = correct_a.astype(float) - correct_b.astype(float)
-    difference = float(per_image.mean())
-    half_width = stats.norm.ppf(0.5 + confidence / 2) * per_image.std(ddof=1) / np.sqrt(len(per_image))
-    p_value = stats.binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
-    return {"test": f"exact McNemar test over {len(per_image)} paired test images (one seed)",
-            "difference": difference, "ci_low": difference - half_width, "ci_high": difference + half_width,
-            "p_value": float(p_value)}
+    result = mcnemar_interval(only_a, only_b, len(correct_a), confidence)
+    return {"test": f"exact McNemar test over {len(correct_a)} paired test images (one seed; "
+                    f"{_interval_wording(result['discordant'])})", **result, "only_a": only_a, "only_b": only_b}
 
 
 def describe(comparison: dict, confidence: float = 0.95, level: float = 0.05) -> str:
@@ -140,12 +175,13 @@ def pooled_mcnemar(correct_pairs: list[tuple[np.ndarray, np.ndarray]], confidenc
 
     Each pair holds per-image correctness of the method and of the baseline for one seed. Discordant
     counts (method right and baseline wrong, and the reverse) are summed over seeds and tested with the
-    exact binomial test. The CI treats every (seed, image) pair as independent, so it ignores
-    seed-to-seed variation: it says whether these trained models differ, not whether the method does.
+    exact binomial test; the interval is the one that inverts it (mcnemar_interval: Clopper-Pearson given
+    the discordant predictions). Both treat every (seed, image) pair as independent, so they ignore
+    seed-to-seed variation: they say whether these trained models differ, not whether the method does.
     """
     if not correct_pairs:
         raise ValueError("pooled_mcnemar needs at least one seed's (method, baseline) correctness arrays")
-    per_image, only_a, only_b = [], 0, 0
+    total, only_a, only_b = 0, 0, 0
     for correct_a, correct_b in correct_pairs:
         correct_a, correct_b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
         if correct_a.shape != correct_b.shape:
@@ -153,14 +189,10 @@ def pooled_mcnemar(correct_pairs: list[tuple[np.ndarray, np.ndarray]], confidenc
                              f"{correct_b.shape}; both must cover the same test images")
         only_a += int(np.sum(correct_a & ~correct_b))
         only_b += int(np.sum(~correct_a & correct_b))
-        per_image.append(correct_a.astype(float) - correct_b.astype(float))
-    per_image = np.concatenate(per_image)
-    difference = float(per_image.mean())
-    half_width = stats.norm.ppf(0.5 + confidence / 2) * per_image.std(ddof=1) / np.sqrt(len(per_image))
-    p_value = stats.binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
-    return {"test": f"exact McNemar test pooled over {len(correct_pairs)} seeds ({len(per_image)} paired "
-                    "predictions)", "difference": difference, "ci_low": difference - half_width,
-            "ci_high": difference + half_width, "p_value": float(p_value), "n": len(correct_pairs),
+        total += len(correct_a)
+    result = mcnemar_interval(only_a, only_b, total, confidence)
+    return {"test": f"exact McNemar test pooled over {len(correct_pairs)} seeds ({total} paired predictions; "
+                    f"{_interval_wording(result['discordant'])})", **result, "n": len(correct_pairs),
             "only_a": only_a, "only_b": only_b}
 
 

@@ -1,10 +1,8 @@
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
 from kdbench import stats
-from kdbench.sweep import select_settings, validation_grid
 
 
 def test_welch_comparison_matches_closed_form():
@@ -24,44 +22,46 @@ def test_paired_comparison_counts_discordant_images():
     result = stats.paired_comparison(correct_a, correct_b)
     assert result["difference"] == pytest.approx(5 / 20)
     assert result["p_value"] == pytest.approx(2 * 0.5 ** 5)  # exact McNemar: binomial(5, 0.5), two-sided
-    assert result["ci_low"] < 0.25 < result["ci_high"]
+    # p = 0.0625 > 0.05, so the exact interval reaches past 0; b is never the better one, so its top is the
+    # observed difference (every discordant image already favours a)
+    assert result["ci_low"] < 0 < result["ci_high"] == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("pooled", [False, True])
+def test_paired_interval_excludes_zero_exactly_when_mcnemar_rejects(pooled):
+    # every split of up to 40 discordant images among 60 paired ones: the interval and the test never disagree
+    # (a normal-approximation interval does, e.g. 7 against 1: p = 0.07 with the interval above 0)
+    for discordant in range(41):
+        for only_a in range(discordant + 1):
+            correct_a = np.zeros(60, bool)
+            correct_b = np.zeros(60, bool)
+            correct_a[:only_a] = True
+            correct_b[only_a:discordant] = True
+            if pooled:
+                result = stats.pooled_mcnemar([(correct_a[:30], correct_b[:30]), (correct_a[30:], correct_b[30:])])
+            else:
+                result = stats.paired_comparison(correct_a, correct_b)
+            excludes_zero = result["ci_low"] > 0 or result["ci_high"] < 0
+            assert excludes_zero == (result["p_value"] < 0.05), (only_a, discordant - only_a, result)
+            assert result["ci_low"] <= result["difference"] <= result["ci_high"]
+
+
+def test_paired_interval_maps_clopper_pearson_onto_the_difference():
+    result = stats.mcnemar_interval(12, 4, 100)
+    pi = scipy_stats.binomtest(12, 16).proportion_ci(0.95, method="exact")
+    assert result["difference"] == pytest.approx(0.08)
+    assert result["ci_low"] == pytest.approx(0.16 * (2 * pi.low - 1))
+    assert result["ci_high"] == pytest.approx(0.16 * (2 * pi.high - 1))
+    no_discordant = stats.mcnemar_interval(0, 0, 50)
+    assert (no_discordant["ci_low"], no_discordant["ci_high"], no_discordant["p_value"]) == (0.0, 0.0, 1.0)
+    with pytest.raises(ValueError, match="sum to at most"):
+        stats.mcnemar_interval(30, 30, 50)
 
 
 def test_describe_says_significant_or_not():
     significant = {"test": "t", "difference": 0.021, "ci_low": 0.005, "ci_high": 0.037, "p_value": 0.01}
     assert stats.describe(significant) == "+2.10 points, 95% CI [+0.50, +3.70], t, p = 0.01: significant at 0.05"
     assert "not significant at 0.05" in stats.describe({**significant, "p_value": 0.2})
-
-
-def sweep_runs():
-    rows = []
-    for seed in (0, 1):
-        for alpha, temperature, val, test in [(0.1, 2.0, 0.50, 0.70), (0.3, 7.0, 0.55, 0.52), (0.5, 4.0, 0.54, 0.80)]:
-            rows.append({"kind": "student-kd", "teacher": "frozen", "alpha": alpha, "temperature": temperature,
-                         "seed": seed, "val_accuracy": val + 0.01 * seed, "test_accuracy": test})
-        rows.append({"kind": "student-kd", "teacher": "finetuned", "alpha": 0.9, "temperature": 1.0, "seed": seed,
-                     "val_accuracy": 0.4, "test_accuracy": 0.4})
-    rows.append({"kind": "student-baseline", "teacher": None, "alpha": None, "temperature": None, "seed": 0,
-                 "val_accuracy": 0.99, "test_accuracy": 0.99})
-    return pd.DataFrame(rows)
-
-
-def test_selection_uses_validation_and_ignores_test():
-    selected = select_settings(sweep_runs())
-    assert selected == {"frozen": (0.3, 7.0), "finetuned": (0.9, 1.0)}  # test accuracy favours (0.5, 4)
-
-
-def test_selection_breaks_ties_towards_smaller_alpha():
-    runs = pd.DataFrame([{"kind": "student-kd", "teacher": "frozen", "alpha": a, "temperature": 2.0, "seed": 0,
-                          "val_accuracy": 0.5, "test_accuracy": t} for a, t in [(0.5, 0.9), (0.1, 0.1)]])
-    assert select_settings(runs) == {"frozen": (0.1, 2.0)}
-
-
-def test_validation_grid_averages_seeds():
-    grid = validation_grid(sweep_runs(), "frozen")
-    assert list(grid.index) == [0.1, 0.3, 0.5] and list(grid.columns) == [2.0, 4.0, 7.0]
-    assert grid.loc[0.3, 7.0] == pytest.approx(0.555)
-    assert np.isnan(grid.loc[0.1, 7.0])
 
 
 # Paired comparisons over seeds -------------------------------------------------------------------------
