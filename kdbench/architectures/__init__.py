@@ -19,6 +19,7 @@ from types import ModuleType
 
 from kdbench import KdbenchError
 from kdbench.architectures import efficientnetb0, mobilenetv2, resnet18, resnet18_cifar, resnet50, resnet101
+from kdbench.architectures import cifar_resnet, vgg, wrn  # the CIFAR zoo: one record per name (zoo.py)
 
 ARCHITECTURES: dict[str, ModuleType] = {
     "resnet18": resnet18,
@@ -27,6 +28,22 @@ ARCHITECTURES: dict[str, ModuleType] = {
     "resnet50": resnet50,
     "resnet101": resnet101,
     "efficientnetb0": efficientnetb0,
+    "resnet8": cifar_resnet.resnet8,
+    "resnet14": cifar_resnet.resnet14,
+    "resnet20": cifar_resnet.resnet20,
+    "resnet32": cifar_resnet.resnet32,
+    "resnet44": cifar_resnet.resnet44,
+    "resnet56": cifar_resnet.resnet56,
+    "resnet110": cifar_resnet.resnet110,
+    "resnet8x4": cifar_resnet.resnet8x4,
+    "resnet32x4": cifar_resnet.resnet32x4,
+    "wrn_16_1": wrn.wrn_16_1,
+    "wrn_16_2": wrn.wrn_16_2,
+    "wrn_40_1": wrn.wrn_40_1,
+    "wrn_40_2": wrn.wrn_40_2,
+    "vgg8": vgg.vgg8,
+    "vgg11": vgg.vgg11,
+    "vgg13": vgg.vgg13,
 }
 
 

@@ -121,6 +121,17 @@ class ChannelSlice(layers.Layer):
         return {**super().get_config(), "start": self.start, "stop": self.stop}
 
 
+def torch_padding(x, kernel_size: int, strides: int, name: str):
+    """(x, padding) that make a Keras conv or pooling window sit where PyTorch's padding=kernel_size // 2 puts it.
+
+    Keras's "same" pads a stride-2 layer on an even map by 0 before and 1 after, one pixel off PyTorch's 1 and 1:
+    strided layers get explicit zero padding and "valid" (an average pool then counts the zeros, as PyTorch's
+    count_include_pad=True does); stride 1 keeps "same", which is symmetric for odd kernels."""
+    if strides == 1:
+        return x, "same"
+    return layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x), "valid"
+
+
 # keras.applications' preprocessing modes -> the layer doing it; None: the model normalises its inputs itself
 PREPROCESSING = {"caffe": CaffePreprocess, "tf": TfPreprocess, None: None}
 
@@ -173,6 +184,13 @@ def stage_layers(stages: dict, wanted) -> list[str]:
     if unknown:
         raise KdbenchError(f"unknown stage(s) {', '.join(unknown)}; this architecture taps {', '.join(stages)}")
     return [stages[stage] for stage in wanted]
+
+
+def tapped_layers(model, stages: dict, wanted):
+    """images -> [logits, *outputs of the `wanted` stages of `stages`] for a model whose stage layers are its own
+    (not in a nested backbone): one pass, every layer shared with `model`."""
+    taps = [model.get_layer(layer).output for layer in stage_layers(stages, wanted)]
+    return keras.Model(model.input, [model.output, *taps])
 
 
 def tapped_backbone(model, layer_names, backbone: str = "backbone", head: str = "head"):
