@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from kdbench import methods, plots, runs, stats
+from kdbench import methods, plots, published, runs, stats
 from kdbench.config import RECIPE_KEYS
 from kdbench.runs import label
 
@@ -208,6 +208,90 @@ def accuracy_markdown(table: pd.DataFrame, with_reference: bool) -> str:
     return _markdown(rows)
 
 
+def _mean_ci(values, scale: float = 100, digits: int = 2, confidence: float = 0.95) -> str:
+    """'72.50 ± 0.31': the mean and the half-width of its t confidence interval over seeds (the mean alone for one)."""
+    from scipy import stats as scipy_stats
+
+    values = np.asarray([v for v in values if not pd.isna(v)], float)
+    if not len(values):
+        return ""
+    text = f"{scale * values.mean():.{digits}f}"
+    if len(values) > 1:
+        half = scipy_stats.t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+        text += f" ± {scale * half:.{digits}f}"
+    return text
+
+
+def test_epoch_accuracies(results: pd.DataFrame, records: dict[str, dict],
+                          histories: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per run with per-epoch test scores (evaluation.test_every_epoch: history's test_accuracy): the honest
+    figure, the test accuracy of the epoch the run keeps (train.json's kept_epoch: the last, or the one chosen
+    on validation), and the papers' figure, the best test accuracy over the epochs. Empty when no run has them."""
+    rows = []
+    for run in results.to_dict("records"):
+        history = histories.get(run["id"])
+        if history is None or "test_accuracy" not in history or history["test_accuracy"].isna().all():
+            continue
+        train = records[run["id"]]["train"]
+        kept = int(train.get("kept_epoch") or history["epoch"].max())
+        at_kept = history.loc[history["epoch"] == kept, "test_accuracy"]
+        honest = float(at_kept.iloc[-1]) if len(at_kept) else float("nan")
+        best = float(history["test_accuracy"].max())
+        rows.append({"id": run["id"], "config": run["config"], "kept": train.get("checkpoint", "last"),
+                     "honest": honest, "best_test": best, "best_test_epoch": int(
+                         history.loc[history["test_accuracy"].idxmax(), "epoch"]), "optimism": best - honest})
+    return pd.DataFrame(rows, columns=["id", "config", "kept", "honest", "best_test", "best_test_epoch",
+                                       "optimism"])
+
+
+def _kept_label(kinds) -> str:
+    kinds = set(kinds)
+    if kinds == {"best"}:
+        return "epoch chosen on validation"
+    return "last epoch" if kinds == {"last"} else "last or validation-chosen epoch"
+
+
+def protocols_markdown(table: pd.DataFrame, per_epoch: pd.DataFrame) -> str:
+    """Both protocols per configuration: the honest test accuracy (the kept epoch), the papers' best-test-epoch
+    accuracy, and the optimism of the latter (best minus honest, points), each as mean ± 95% CI over seeds."""
+    rows = []
+    labels = table.set_index("config")["label"]
+    for config, group in per_epoch.groupby("config", sort=False):
+        rows.append({"model": labels[config], "n": str(len(group)),
+                     f"honest: {_kept_label(group['kept'])} (%)": _mean_ci(group["honest"]),
+                     "papers': best test epoch (%)": _mean_ci(group["best_test"]),
+                     "best test epoch": ", ".join(map(str, group["best_test_epoch"])),
+                     "optimism (points)": _mean_ci(group["optimism"])})
+    return _markdown(rows)
+
+
+def protocol_matches(data_info: dict, records: dict[str, dict], results: pd.DataFrame) -> bool:
+    """Whether every run of this summary follows the protocol the published figures assume (kdbench.published)."""
+    return all(not published.protocol_mismatches(data_info, records[run_id]["train"]) for run_id in results["id"])
+
+
+def published_markdown(table: pd.DataFrame, results: pd.DataFrame, per_epoch: pd.DataFrame) -> str:
+    """The configurations with a published figure: kdbench's mean ± 95% CI over seeds under both protocols beside
+    it, and the source; empty when none has one."""
+    teacher_architectures = (results[results["role"] == "teacher"].groupby("teacher")["architecture"].first()
+                             .to_dict())
+    by_config = per_epoch.groupby("config")
+    rows = []
+    for row in table.to_dict("records"):
+        settings = json.loads(row["settings"]) if row["role"] == "distilled" else None
+        found = published.figure(row["role"], row["architecture"], teacher_architectures.get(row["teacher"], ""),
+                                 row["method"], settings)
+        if found is None:
+            continue
+        seeds = results[results["config"] == row["config"]]
+        best = by_config.get_group(row["config"])["best_test"] if row["config"] in by_config.groups else []
+        rows.append({"model": row["label"], "n": str(row["n"]),
+                     "kdbench, honest (%)": _mean_ci(seeds["test_accuracy"]),
+                     "kdbench, best test epoch (%)": _mean_ci(best),
+                     "published (%)": f"{found[0]:.2f}", "source": found[1]})
+    return _markdown(rows) if rows else ""
+
+
 def cost_markdown(table: pd.DataFrame) -> str:
     return _markdown([{
         "model": row["label"], "params": f"{int(row['params']):,}", "size (MB)": _optional(row["size_mb"], ".1f"),
@@ -319,11 +403,13 @@ def build_summary(title: str, description: str, data_info: dict, results: pd.Dat
                   records: dict[str, dict], correct: dict[str, np.ndarray],
                   figures: dict[str, str] | None = None,
                   warnings: dict[str, list[str]] | None = None,
-                  predictions: dict[str, pd.DataFrame] | None = None) -> tuple[str, pd.DataFrame]:
+                  predictions: dict[str, pd.DataFrame] | None = None,
+                  histories: dict[str, pd.DataFrame] | None = None) -> tuple[str, pd.DataFrame]:
     """The markdown document and the summary.csv table (runs plus per-config mean and std rows).
 
     With more classes than a confusion-matrix picture can label (CIFAR-100), `predictions` (label and
-    prediction per test image, by run id) give each run's most frequent mistakes as a table instead."""
+    prediction per test image, by run id) give each run's most frequent mistakes as a table instead.
+    `histories` (by run id) with per-epoch test scores give both protocols' figures (test_epoch_accuracies)."""
     if results.empty:
         raise ValueError("no runs to summarise")
     table = aggregate(results)
@@ -345,6 +431,23 @@ def build_summary(title: str, description: str, data_info: dict, results: pd.Dat
               + (" 'reference notebook' is the accuracy the reference notebook reported for the same model "
                  "and setting on the same data sizes, resolution and epochs." if with_reference else ""),
               "", accuracy_markdown(table, with_reference), ""]
+    per_epoch = test_epoch_accuracies(results, records, histories or {})
+    beside_published = published_markdown(table, results, per_epoch) if protocol_matches(
+        data_info, records, results) else ""
+    if beside_published:
+        lines += ["## Published numbers beside ours", "", "This run follows the protocol of the CIFAR-100 tables of "
+                  "CRD and DKD (kdbench.published: data, pair, recipe and method settings), so their published "
+                  "top-1 is shown beside kdbench's mean ± 95% confidence interval over seeds. 'honest' is the "
+                  "evaluated model's test accuracy (the protocol has no validation split: the last epoch); the "
+                  "papers report the best test accuracy over the epochs, kdbench's 'best test epoch' column.",
+                  "", beside_published, ""]
+    if not per_epoch.empty:
+        lines += ["## Both protocols: the kept epoch and the best test epoch", "", "From the test accuracy scored "
+                  "after every epoch (evaluation.test_every_epoch), mean ± 95% confidence interval over seeds. "
+                  "'honest' is the epoch the run keeps, chosen without looking at the test images; 'best test "
+                  "epoch' is the papers' protocol, the highest test accuracy over the epochs, which selects on the "
+                  "test images; 'optimism' is the second minus the first, in points, seed by seed: how much "
+                  "best-test-epoch reporting inflates the figure.", "", protocols_markdown(table, per_epoch), ""]
     verdicts = verdict_lines(results, table, chosen, correct)
     if verdicts:
         lines += ["## Does distillation beat the baseline?", "", *verdicts, ""]

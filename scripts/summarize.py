@@ -73,7 +73,7 @@ def main() -> None:
     for run_id, png in zip(ids, args.confusion_pngs):
         figures[f"confusion matrix: {run_id}"] = relative(png)
     text, csv = report.build_summary(args.title, args.description, data_info, results, records,
-                                     correct, figures, warnings, predictions)
+                                     correct, figures, warnings, predictions, histories)
     with atomic_path(args.csv_out) as tmp:
         csv.to_csv(tmp, index=False)
     with atomic_path(args.out) as tmp:
