@@ -297,8 +297,9 @@ def _tiny_net(name: str, widths, strides, logit_scale: float):
     return keras.Model(inputs, [logits, stage1, stage2], name=name)
 
 
-def _train(name: str, overrides: dict, steps: int = 20, lr: float = 1e-2) -> dict[str, list[float]]:
-    """Train a tiny student on the method's loss on one fixed batch; every term's value at every step."""
+def _train(name: str, overrides: dict, steps: int = 20, lr: float = 1e-2, with_batch: bool = False):
+    """Train a tiny student on the method's loss on one fixed batch; every term's value at every step (and,
+    with_batch, also the batch's labels and the teacher's logits, for terms whose minimum is not 0)."""
     keras.utils.set_random_seed(0)
     module = METHODS[name]
     settings = setting_grid(name, overrides)[0]
@@ -334,7 +335,7 @@ def _train(name: str, overrides: dict, steps: int = 20, lr: float = 1e-2) -> dic
     for _ in range(steps):
         for term, value in step(tf.constant(0.0)).items():
             history.setdefault(term, []).append(float(value))
-    return history
+    return (history, labels, keras.ops.convert_to_numpy(teacher_logits)) if with_batch else history
 
 
 @pytest.mark.parametrize("name,overrides,terms", [

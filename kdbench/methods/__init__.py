@@ -3,7 +3,9 @@
 A method module declares, without importing TensorFlow (the workflow reads the declarations while it plans):
 - NEEDS: "logits" (the teacher's logits, cacheable once per teacher) or "features" (its stage outputs too,
   so the teacher runs online);
-- SETTINGS: {name: {"default": value, "schema": JSON-schema of one value, "help": text}};
+- SETTINGS: {name: {"default": value, "schema": JSON-schema of one value, "help": text}}; a setting added to
+  a method after runs existed is marked "optional": True, and it enters a run's settings (and so its id and
+  label) only when the config names it, so that adding it renamed no existing run;
 - TERMS: the names of the loss terms it returns (logged per epoch as <term>_loss);
 - loss_terms(settings, labels, student_logits, teacher_logits, **features) -> {term name: scalar tensor},
   whose sum is the loss the student minimises; a "features" method also defines stage_pairs(settings) and,
@@ -16,13 +18,16 @@ import itertools
 from types import ModuleType
 
 from kdbench import KdbenchError
-from kdbench.methods import at, dkd, fitnets, kd
+from kdbench.methods import at, dist, dkd, fitnets, kd, nkd, wttm
 
 METHODS: dict[str, ModuleType] = {
     "kd": kd,
     "dkd": dkd,
     "fitnets": fitnets,
     "at": at,
+    "dist": dist,
+    "wttm": wttm,
+    "nkd": nkd,
 }
 
 
@@ -58,11 +63,18 @@ def settings_errors(name: str, settings: dict | None) -> list[str]:
 
 
 def setting_grid(name: str, settings: dict | None) -> list[dict]:
-    """Every combination of the configured settings (lists sweep), defaults filled in, in declaration order."""
-    declared = get(name).SETTINGS
+    """Every combination of the configured settings (lists sweep), defaults filled in, in declaration order;
+    an "optional" setting the config does not name is left out (its module reads it with its default)."""
     settings = settings or {}
+    declared = [setting for setting, spec in get(name).SETTINGS.items()
+                if setting in settings or not spec.get("optional")]
     values = []
-    for setting, spec in declared.items():
-        value = settings.get(setting, spec["default"])
+    for setting in declared:
+        value = settings.get(setting, get(name).SETTINGS[setting]["default"])
         values.append(value if isinstance(value, list) else [value])
     return [dict(zip(declared, combination)) for combination in itertools.product(*values)]
+
+
+def setting(settings: dict, method: ModuleType, name: str):
+    """A run's value of one setting: an optional setting that its run leaves out has its default."""
+    return settings.get(name, method.SETTINGS[name]["default"])

@@ -14,6 +14,9 @@ weight 1/warmup, never 0. The paper ramps over 20 of 240 epochs (1/12 of trainin
 warmup 1: full weight from the first epoch. warmup 20 reproduces the paper on its schedule; warmup 2 gives a
 half-weight first epoch; 0 also means no warm-up. `epoch` is the 0-based index of the current epoch (a float
 tensor; a fractional value ramps smoothly); without one (evaluation) the full weight applies.
+
+standardize: both logits z-scored per image before the temperature, as for kd (kdbench.methods.kd.standardized;
+Sun et al., CVPR 2024, whose DKD runs use base temperature 2). The hard term keeps the raw logits.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ SETTINGS = {
     "warmup": {"default": 1, "schema": {"type": "number", "minimum": 0},
                "help": "epochs over which the KD weight rises linearly to 1, the first epoch at 1/warmup "
                        "(paper: 20 of 240 epochs; default 1 = no ramp, see docs/methods.md)"},
+    "standardize": {"default": False, "schema": {"type": "boolean"}, "optional": True,
+                    "help": "z-score each image's teacher and student logits over the classes before dividing "
+                            "by the temperature (logit standardisation, Sun et al. CVPR 2024; paper: T 2)"},
 }
 
 # Subtracted from the target logit before the non-target softmax, as the paper's code does: exp(-1000) is 0.
@@ -57,6 +63,10 @@ def loss_terms(settings: dict, labels, student_logits, teacher_logits, *, epoch=
     hard = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, student_logits)
 
     target = ops.one_hot(ops.cast(ops.reshape(labels, (-1,)), "int32"), ops.shape(student_logits)[-1])
+    if settings.get("standardize", False):
+        from kdbench.methods.kd import standardized
+
+        student_logits, teacher_logits = standardized(student_logits), standardized(teacher_logits)
     s, t = student_logits / temperature, teacher_logits / temperature
 
     def binary_log_probs(z):
