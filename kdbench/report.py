@@ -26,7 +26,7 @@ REFERENCE_SETUP = {"train_size": 10000, "test_size": 2000, "upsample": 8, "epoch
 RUN_COLUMNS = ["id", "config", "role", "architecture", "upsample", "student", "teacher", "method", "settings", "seed"]
 NUMERIC_COLUMNS = ["test_accuracy", "test_loss", "test_f1_macro", "val_accuracy", "top1_agreement",
                    "kl_teacher_student", "params", "size_mb",
-                   "flops_per_image", "latency_ms", "throughput_images_per_s", "train_seconds",
+                   "macs_per_image", "flops_per_image", "latency_ms", "throughput_images_per_s", "train_seconds",
                    "train_peak_rss_mb", "epochs_run"]
 
 
@@ -43,7 +43,8 @@ def results_table(runs: pd.DataFrame, records: dict[str, dict]) -> pd.DataFrame:
                      "top1_agreement": record.get("agreement", {}).get("top1_agreement"),
                      "kl_teacher_student": record.get("agreement", {}).get("kl_teacher_student"),
                      "params": train["params"],
-                     "size_mb": cost.get("size_mb"), "flops_per_image": cost.get("flops_per_image"),
+                     "size_mb": cost.get("size_mb"), "macs_per_image": cost.get("macs_per_image"),  # None before MACs
+                     "flops_per_image": cost.get("flops_per_image"),
                      "latency_ms": cost.get("latency_ms"),
                      "throughput_images_per_s": cost.get("throughput_images_per_s"),
                      "train_seconds": train["train_seconds"], "train_peak_rss_mb": cost.get("train_peak_rss_mb"),
@@ -295,6 +296,7 @@ def published_markdown(table: pd.DataFrame, results: pd.DataFrame, per_epoch: pd
 def cost_markdown(table: pd.DataFrame) -> str:
     return _markdown([{
         "model": row["label"], "params": f"{int(row['params']):,}", "size (MB)": _optional(row["size_mb"], ".1f"),
+        "GMACs / image": _optional(row["macs_per_image"] / 1e9, ".2f"),
         "GFLOPs / image": _optional(row["flops_per_image"] / 1e9, ".2f"),
         "latency, batch 1 (ms)": _optional(row["latency_ms"], ".1f"),
         "throughput (images/s)": _optional(row["throughput_images_per_s"], ".0f"),

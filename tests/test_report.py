@@ -1,6 +1,7 @@
 """The summary: built from the runs table and each run's metrics; selection on validation; honest wording."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -395,3 +396,11 @@ def test_no_protocol_section_without_per_epoch_test_scores():
     assert "## Both protocols" not in text
     assert "79.42" in text  # the published figures still stand beside the honest ones
     assert summary()[0].count("## Both protocols") == 0
+
+
+def test_the_cost_table_gives_macs_beside_flops_and_reads_records_without_them():
+    text, _ = summary()  # records written before MACs were counted: an empty cell, the FLOPs as before
+    assert "GMACs / image" in text and "GFLOPs / image" in text and "2.40" in text
+    with_macs = {key: {**value, "cost": {**value["cost"], "macs_per_image": 1.19e9}} for key, value in RECORDS.items()}
+    text, _ = summary(with_macs)
+    assert re.search(r"\|\s*1\.19\s*\|\s*2\.40\s*\|", text)
