@@ -15,8 +15,8 @@ STACKS = [
     (["tiny.yaml"], "tiny", 1 + 2, {"resnet18": 1}, {"resnet50": 1}),
     (["cifar-native.yaml"], "cifar-native", 1 + 2, {"resnet18-cifar": 1}, {"resnet50": 8}),
     (["quick.yaml", "cifar-native.yaml"], "cifar-native", 1 + 2, {"resnet18-cifar": 1}, {"resnet50": 2}),
-    # 3 seeds x (baseline + 2 teachers x kd, dkd, fitnets, at)
-    (["quick.yaml", "methods.yaml"], "methods", 3 * (1 + 2 * 4), {"resnet18": 2}, {"resnet50": 2}),
+    # 3 seeds x (baseline + 2 teachers x kd, dkd, fitnets, at, dist, wttm, nkd)
+    (["quick.yaml", "methods.yaml"], "methods", 3 * (1 + 2 * 7), {"resnet18": 2}, {"resnet50": 2}),
     (["quick.yaml", "stable.yaml"], "quick", 1 + 2, {"resnet18": 2}, {"resnet50": 2}),
 ]
 # offline.yaml reads data/cifar-10-python.tar.gz, which a dry run here does not have: tests/test_preflight.py
@@ -76,10 +76,11 @@ def test_methods_preset_runs_every_method_against_both_teachers_over_three_seeds
     assert result.returncode == 0, result.stderr[-2000:]
     students = [line for line in result.stdout.splitlines() if "train_student.py" in line]
     for method, source in (("kd", "--teacher-logits"), ("dkd", "--teacher-logits"),
-                           ("fitnets", "--teacher-model"), ("at", "--teacher-model")):
+                           ("fitnets", "--teacher-model"), ("at", "--teacher-model"), ("dist", "--teacher-logits"),
+                           ("wttm", "--teacher-logits"), ("nkd", "--teacher-logits")):
         runs = [line for line in students if f"--method {method} " in line]
         assert len(runs) == 2 * 3 and all(source in line for line in runs), method
         assert {re.search(r"--seed (\d+)", line)[1] for line in runs} == {"0", "1", "2"}
         assert {re.search(r"--teacher-(?:logits|model) \S+/(teacher-\w+)", line)[1] for line in runs} == {
             "teacher-frozen", "teacher-finetuned"}
-    assert job_counts(result.stdout)["teacher_logits"] == 2  # once per teacher, shared by kd and dkd
+    assert job_counts(result.stdout)["teacher_logits"] == 2  # once per teacher, shared by the logit methods
