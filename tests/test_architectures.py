@@ -1,4 +1,4 @@
-"""Every registered architecture at tiny size (32 px, random weights): shapes, dtypes, stage taps, saving,
+"""The reference's and keras.applications' architectures (the CIFAR zoo has tests/test_zoo.py) at tiny size (32 px, random weights): shapes, dtypes, stage taps, saving,
 preprocessing, teacher features, and what makes resnet18-cifar CIFAR-native."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import re
 import keras
 import numpy as np
 import pytest
+from test_zoo import ZOO
 
 from kdbench import KdbenchError, architectures
 
@@ -44,13 +45,15 @@ def tiny(name: str, num_classes: int = 10, policy: str = "float32"):
 
 
 def test_registry_declarations():
-    assert set(EXPECTED_STAGES) == set(architectures.ARCHITECTURES)
+    assert set(EXPECTED_STAGES) | set(ZOO) == set(architectures.ARCHITECTURES)
+    assert not set(EXPECTED_STAGES) & set(ZOO)
     assert set(TEACHERS) == {"resnet50", "resnet101", "efficientnetb0"}
     for name, module in architectures.ARCHITECTURES.items():
-        assert list(module.STAGES) == ["stage1", "stage2", "stage3", "stage4"], name
+        stages = list(module.STAGES)  # four here, three or four in the zoo (the references' feature lists)
+        assert stages[:3] == ["stage1", "stage2", "stage3"] and stages[3:] in ([], ["stage4"]), name
         assert callable(module.build) and callable(module.stage_model), name
         assert name not in TEACHERS or callable(module.features_model), name
-    assert {name: architectures.upsample_for(name, 8) for name in architectures.ARCHITECTURES} == {
+    assert {name: architectures.upsample_for(name, 8) for name in EXPECTED_STAGES} == {
         "resnet18": 8, "resnet18-cifar": 1, "mobilenetv2": 2, "resnet50": 8, "resnet101": 8, "efficientnetb0": 8}
 
 

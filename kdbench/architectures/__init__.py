@@ -20,6 +20,7 @@ from types import ModuleType
 from kdbench import KdbenchError
 from kdbench.architectures import efficientnetb0, mobilenetv2, resnet18, resnet18_cifar, resnet50, resnet101
 from kdbench.architectures import cifar_resnet, vgg, wrn  # the CIFAR zoo: one record per name (zoo.py)
+from kdbench.architectures import mobilenetv2_cifar, shufflenetv1, shufflenetv2
 
 ARCHITECTURES: dict[str, ModuleType] = {
     "resnet18": resnet18,
@@ -44,6 +45,9 @@ ARCHITECTURES: dict[str, ModuleType] = {
     "vgg8": vgg.vgg8,
     "vgg11": vgg.vgg11,
     "vgg13": vgg.vgg13,
+    "mobilenetv2-cifar": mobilenetv2_cifar,
+    "shufflenetv1": shufflenetv1,
+    "shufflenetv2": shufflenetv2,
 }
 
 
