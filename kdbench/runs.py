@@ -7,8 +7,10 @@ same id, whatever else the config asks for.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
+from pathlib import Path
 
 import pandas as pd
 
@@ -118,14 +120,86 @@ def label(row) -> str:
     return f"{row['method']} ({settings}) {row['teacher']} -> {row['student']}"
 
 
-def code_hash(root: str, paths: list[str]) -> str:
-    """12 hex digits of sha256 over the named files and the .py files of the named folders, by content."""
-    from pathlib import Path
+PACKAGE = "kdbench"
 
+
+def _module_file(root: Path, module: str) -> Path | None:
+    """The file that defines `module` under `root` (a package's __init__.py), or None."""
+    base = root.joinpath(*module.split("."))
+    for file in (base / "__init__.py", base.with_suffix(".py")):
+        if file.is_file():
+            return file
+    return None
+
+
+def _is_import_module(func: ast.expr) -> bool:
+    """importlib.import_module(...) or import_module(...)."""
+    return (isinstance(func, ast.Attribute) and func.attr == "import_module") or \
+        (isinstance(func, ast.Name) and func.id == "import_module")
+
+
+def _imports(file: Path, module: str) -> tuple[set[str], set[str]]:
+    """(dotted names `file` imports anywhere in it, lazy imports inside functions included; prefixes of
+    importlib.import_module(f"...{x}") calls, each standing for every module whose name starts with it).
+
+    `from a import b` yields a and a.b (b may be a submodule); relative imports resolve against `module`."""
+    tree = ast.parse(file.read_bytes(), filename=str(file))
+    package = module if file.name == "__init__.py" else module.rpartition(".")[0]
+    names, prefixes = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".") if package else []
+                parts = parts[:len(parts) - node.level + 1] if node.level > 1 else parts
+                base = ".".join(parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+        elif isinstance(node, ast.Call) and _is_import_module(node.func) and node.args:
+            argument = node.args[0]
+            if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+                names.add(argument.value)
+            elif isinstance(argument, ast.JoinedStr) and argument.values and \
+                    isinstance(argument.values[0], ast.Constant):
+                prefixes.add(str(argument.values[0].value))
+    return names, prefixes
+
+
+def import_closure(root, script: str) -> list[str]:
+    """The repository's files `script` runs: itself and every kdbench module it imports, transitively (found
+    by reading the code, no import executed), each with its parent packages' __init__.py. Sorted paths
+    relative to `root`."""
+    root = Path(root)
+    every = {".".join(file.relative_to(root).with_suffix("").parts[:-1] if file.name == "__init__.py"
+                      else file.relative_to(root).with_suffix("").parts): file
+             for file in sorted((root / PACKAGE).rglob("*.py"))}
+    found: dict[str, Path] = {}
+    pending = [("__main__", Path(root, script))]
+    while pending:
+        module, file = pending.pop()
+        names, prefixes = _imports(file, module)
+        names |= {candidate for prefix in prefixes for candidate in every if candidate.startswith(prefix)}
+        for name in names:
+            if not (name == PACKAGE or name.startswith(PACKAGE + ".")):
+                continue
+            parts = name.split(".")
+            for candidate in (".".join(parts[:i]) for i in range(1, len(parts) + 1)):  # a.b.c runs a, a.b too
+                target = _module_file(root, candidate)
+                if target is not None and candidate not in found:
+                    found[candidate] = target
+                    pending.append((candidate, target))
+    files = {Path(root, script), *found.values()}
+    return sorted(str(file.relative_to(root).as_posix()) for file in files)
+
+
+def code_hash(root, script: str) -> str:
+    """12 hex digits of sha256 over the contents of the files `script` runs (import_closure): a rule's
+    jobs rerun when any of them changes."""
     digest = hashlib.sha256()
-    for entry in paths:
-        path = Path(root, entry)
-        for file in sorted(path.glob("*.py")) if path.is_dir() else [path]:
-            digest.update(f"{file.relative_to(root)}\n".encode())
-            digest.update(file.read_bytes())
+    for path in import_closure(root, script):
+        digest.update(f"{path}\n".encode())
+        digest.update(Path(root, path).read_bytes())
     return digest.hexdigest()[:12]

@@ -198,60 +198,18 @@ def teacher_flags(wildcards):
     )
 
 
-# The code each rule's script runs: a change to any of these files reruns that rule's jobs (a params trigger,
-# by content, since scripts called from shell: are invisible to Snakemake's own code trigger).
-_LIBRARY = [
-    "kdbench/__init__.py",
-    "kdbench/cli.py",
-    "kdbench/io.py",
-    "kdbench/hardware.py",
-    "kdbench/datasets/",
+# The code each rule's script runs, scripts/<rule>.py and the kdbench modules it imports (kdbench.runs.
+# import_closure, read from the code): a change to any of them reruns that rule's jobs (a params trigger, by
+# content, since scripts called from shell: are invisible to Snakemake's own code trigger).
+_SCRIPTED = [
+    "fetch_data",
+    "train_teacher",
+    "teacher_logits",
+    "train_student",
+    "evaluate",
+    "summarize",
 ]
-CODE = {
-    "fetch_data": ["scripts/fetch_data.py", *_LIBRARY],
-    "train_teacher": [
-        "scripts/train_teacher.py",
-        "kdbench/train.py",
-        "kdbench/recipe.py",
-        "kdbench/teacher.py",
-        "kdbench/architectures/",
-        *_LIBRARY,
-    ],
-    "teacher_logits": [
-        "scripts/teacher_logits.py",
-        "kdbench/augment.py",
-        "kdbench/evaluate.py",
-        "kdbench/architectures/",
-        *_LIBRARY,
-    ],
-    "train_student": [
-        "scripts/train_student.py",
-        "kdbench/train.py",
-        "kdbench/recipe.py",
-        "kdbench/augment.py",
-        "kdbench/distill.py",
-        "kdbench/methods/",
-        "kdbench/architectures/",
-        *_LIBRARY,
-    ],
-    "evaluate": [
-        "scripts/evaluate.py",
-        "kdbench/evaluate.py",
-        "kdbench/cost.py",
-        "kdbench/plots.py",
-        "kdbench/architectures/",
-        *_LIBRARY,
-    ],
-    "summarize": [
-        "scripts/summarize.py",
-        "kdbench/report.py",
-        "kdbench/stats.py",
-        "kdbench/plots.py",
-        "kdbench/runs.py",
-        *_LIBRARY,
-    ],
-}
-CODE_HASH = {rule: code_hash(workflow.basedir, paths) for rule, paths in CODE.items()}
+CODE_HASH = {r: code_hash(workflow.basedir, f"scripts/{r}.py") for r in _SCRIPTED}
 
 
 def check_inputs():
