@@ -5,7 +5,8 @@ A method module declares, without importing TensorFlow (the workflow reads the d
   so the teacher runs online);
 - SETTINGS: {name: {"default": value, "schema": JSON-schema of one value, "help": text}}; a setting added to
   a method after runs existed is marked "optional": True, and it enters a run's settings (and so its id and
-  label) only when the config names it, so that adding it renamed no existing run;
+  label) only when the config names it, so that adding it renamed no existing run (the module reads it with
+  settings.get(name, default));
 - TERMS: the names of the loss terms it returns (logged per epoch as <term>_loss);
 - loss_terms(settings, labels, student_logits, teacher_logits, **features) -> {term name: scalar tensor},
   whose sum is the loss the student minimises; a "features" method also defines stage_pairs(settings) and,
@@ -74,7 +75,3 @@ def setting_grid(name: str, settings: dict | None) -> list[dict]:
         values.append(value if isinstance(value, list) else [value])
     return [dict(zip(declared, combination)) for combination in itertools.product(*values)]
 
-
-def setting(settings: dict, method: ModuleType, name: str):
-    """A run's value of one setting: an optional setting that its run leaves out has its default."""
-    return settings.get(name, method.SETTINGS[name]["default"])
