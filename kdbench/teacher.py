@@ -2,6 +2,7 @@
 
 With the backbone frozen (BatchNorm in inference mode) and no random augmentation, every epoch would
 compute the same features again; computing them once gives the same training at a fraction of the cost.
+A teacher that is not a backbone + head (the CIFAR zoo's resnet56, ...) trains end to end, like a student.
 """
 
 from __future__ import annotations
@@ -14,6 +15,24 @@ import numpy as np
 import pandas as pd
 
 from kdbench import KdbenchError, architectures, train
+
+
+def check_options(architecture: str, weights, train_backbone: bool, cache_features: bool) -> None:
+    """Refuse teacher options the architecture cannot take (architectures.teacher_option_errors), naming the fix."""
+    problems = architectures.teacher_option_errors(architecture, weights, train_backbone, cache_features)
+    if problems:
+        raise KdbenchError(f"teacher {architecture}: " + "; ".join(problems))
+
+
+def build(architecture: str, num_classes: int, upsample: int, *, weights, train_backbone: bool,
+          cache_features: bool = False, bn_momentum: float | None = None) -> keras.Model:
+    """The teacher to train, named "teacher": a backbone + head teacher built with its weights and trainable
+    backbone, or any other architecture from random initialisation (after check_options)."""
+    check_options(architecture, weights, train_backbone, cache_features)
+    options = ({"weights": weights, "train_backbone": train_backbone}
+               if architectures.is_backbone_teacher(architecture) else {})
+    return architectures.build(architecture, num_classes, upsample, bn_momentum=bn_momentum, name="teacher",
+                               **options)
 
 
 def backbone_features(teacher: keras.Model, architecture: str, x: np.ndarray, batch_size: int) -> np.ndarray:
@@ -66,6 +85,8 @@ def fit_teacher(teacher: keras.Model, architecture: str, x: np.ndarray, y: np.nd
     if views is not None:
         raise KdbenchError("a frozen teacher's cached backbone features are computed once, on the images as they "
                            "are: augmentation needs cache_features false")
+    if not architectures.is_backbone_teacher(architecture):
+        check_options(architecture, None, True, cache_features)  # raises: nothing to cache without a backbone
     if teacher.get_layer("backbone").trainable:
         raise KdbenchError("backbone features can be cached only for a frozen teacher: a trainable backbone "
                            "changes every step; drop --cache-features")

@@ -7,10 +7,13 @@ An architecture module declares, without importing TensorFlow at its top level:
 - build(num_classes, upsample, **options) -> keras.Model: 32x32 RGB images (0-255) -> logits, with its own
   preprocessing and resizing inside the model;
 - stage_model(model, stages) -> keras.Model: images -> [logits, *the named stage outputs], one forward pass.
-Teacher architectures take the teacher's options (weights, train_backbone) and build a "backbone" layer
-followed by a "head" layer, which is what lets the frozen teacher train its head on cached features, and
-declare TEACHER = True and features_model(model) -> keras.Model: images -> pooled backbone features.
-Teachers on keras.applications backbones are a Backbone record each (see applications.py).
+Any architecture can be a teacher. Backbone teachers take the teacher's options (weights, train_backbone) and
+build a "backbone" layer followed by a "head" layer, which is what lets the frozen teacher train its head on
+cached features, and declare TEACHER = True and features_model(model) -> keras.Model: images -> pooled backbone
+features; teachers on keras.applications backbones are a Backbone record each (see applications.py). Every
+other architecture (the CIFAR zoo's resnet56, resnet32x4, ...) trains as a teacher the way a student trains,
+end to end from random initialisation with the teacher's recipe: weights null, train_backbone true, no
+cache_features (teacher_option_errors).
 """
 
 from __future__ import annotations
@@ -55,6 +58,31 @@ def get(name: str) -> ModuleType:
     if name not in ARCHITECTURES:
         raise KdbenchError(f"unknown architecture '{name}'; known: {', '.join(sorted(ARCHITECTURES))}")
     return ARCHITECTURES[name]
+
+
+def is_backbone_teacher(architecture: str) -> bool:
+    """Whether `architecture` is a backbone + head teacher (TEACHER = True), which takes weights and train_backbone."""
+    return bool(getattr(get(architecture), "TEACHER", False))
+
+
+def teacher_option_errors(architecture: str, weights, train_backbone: bool, cache_features: bool) -> list[str]:
+    """The teacher options `architecture` cannot take, one message each, starting with the config key: an
+    architecture without a backbone and head trains end to end from random initialisation, so it has no
+    pretrained weights to load, no backbone to freeze and no backbone features to cache."""
+    if is_backbone_teacher(architecture):
+        return []
+    what = (f"'{architecture}' is not a backbone + head teacher (those are "
+            f"{', '.join(a for a in ARCHITECTURES if is_backbone_teacher(a))}): it trains end to end from random "
+            "initialisation")
+    messages = []
+    if weights is not None:
+        messages.append(f"weights: '{weights}' cannot be loaded, {what}; set weights: null (--weights none)")
+    if not train_backbone:
+        messages.append(f"train_backbone: false freezes a backbone, and {what}; set train_backbone: true")
+    if cache_features:
+        messages.append(f"cache_features: true caches a frozen backbone's features, and {what}; set "
+                        "cache_features: false")
+    return messages
 
 
 def upsample_for(architecture: str, configured: int) -> int:
