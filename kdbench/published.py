@@ -25,7 +25,7 @@ CRD = "Tian et al., Contrastive Representation Distillation, ICLR 2020, Tables 1
 DKD = "Zhao et al., Decoupled Knowledge Distillation, CVPR 2022 (mdistiller README)"
 
 # The students the papers train at learning rate 0.01 instead of 0.05
-SMALL_LR_STUDENTS = ("mobilenetv2_cifar", "shufflenetv1", "shufflenetv2")
+SMALL_LR_STUDENTS = ("mobilenetv2-cifar", "shufflenetv1", "shufflenetv2")
 
 # What a run must have to be comparable: data facts (fetch_data's dataset.json) and training facts (train.json)
 DATA = {"dataset": "cifar100", "train_size": 50000, "val_size": 0, "test_size": 10000}
@@ -39,7 +39,7 @@ DKD_SETTINGS = {"alpha": 1.0, "temperature": 4.0, "warmup": 20.0}  # beta: the p
 VANILLA = {
     "wrn_40_2": 75.61, "resnet56": 72.34, "resnet110": 74.31, "resnet32x4": 79.42, "vgg13": 74.64,
     "wrn_16_2": 73.26, "wrn_40_1": 71.98, "resnet20": 69.06, "resnet32": 71.14, "resnet8x4": 72.50,
-    "vgg8": 70.36, "mobilenetv2_cifar": 64.60, "shufflenetv1": 70.50, "shufflenetv2": 71.82,
+    "vgg8": 70.36, "mobilenetv2-cifar": 64.60, "shufflenetv1": 70.50, "shufflenetv2": 71.82,
 }
 
 # (teacher, student) -> distilled top-1 (%) per method, and DKD's beta for the pair (mdistiller's configs; 8.0,
@@ -52,7 +52,7 @@ PAIRS = {
     ("resnet110", "resnet32"): {"kd": 73.08, "crd": 73.48, "dkd": 74.11, "dkd_beta": 2.0},
     ("resnet32x4", "resnet8x4"): {"kd": 73.33, "crd": 75.51, "dkd": 76.32, "dkd_beta": 8.0},
     ("vgg13", "vgg8"): {"kd": 72.98, "crd": 73.94, "dkd": 74.68, "dkd_beta": 6.0},
-    ("vgg13", "mobilenetv2_cifar"): {"kd": 67.37, "crd": 69.73, "dkd": 69.71, "dkd_beta": 6.0},
+    ("vgg13", "mobilenetv2-cifar"): {"kd": 67.37, "crd": 69.73, "dkd": 69.71, "dkd_beta": 6.0},
     ("resnet32x4", "shufflenetv1"): {"kd": 74.07, "crd": 75.11, "dkd": 76.45, "dkd_beta": 8.0},
     ("resnet32x4", "shufflenetv2"): {"kd": 74.45, "crd": 75.65, "dkd": 77.07, "dkd_beta": 8.0},
     ("wrn_40_2", "shufflenetv1"): {"kd": 74.83, "crd": 76.05, "dkd": 76.70, "dkd_beta": 8.0},
