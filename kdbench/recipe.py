@@ -92,7 +92,7 @@ def learning_rate(base: float, schedule: str, steps_per_epoch: int, epochs: int,
         if not milestones or milestones != sorted(set(milestones)) or milestones[0] < 1:
             raise ValueError(f"multistep needs increasing milestone epochs >= 1; got {milestones}")
         if milestones[-1] >= epochs:
-            raise ValueError(f"milestone epoch {milestones[-1]} is not inside a run of {epochs} epochs (it would "
+            raise ValueError(f"milestone epoch {milestones[-1]} is not inside a run of {epochs} epoch{'s' * (epochs != 1)} (it would "
                              "never apply); use milestones below the number of epochs")
         if not 0 < decay <= 1:
             raise ValueError(f"the multistep decay factor must be in (0, 1]; got {decay}")
