@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import glob
 import math
 import os
 import signal
 import sys
 from typing import Callable
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep step logs readable; errors still show
+
+def _no_gpu_device_node() -> bool:
+    """Linux without an NVIDIA device node (/dev/nvidia0, ...) nor WSL's GPU bridge (/dev/dxg): no GPU is
+    reachable from this process, whatever libraries are installed."""
+    return sys.platform.startswith("linux") and not glob.glob("/dev/nvidia[0-9]*") and not os.path.exists("/dev/dxg")
+
+
+# Keep step logs readable: level 2 drops TensorFlow's info and warnings, errors still show. Where no GPU can
+# exist, TensorFlow's CUDA probe logs "failed call to cuInit" at error level in every job; level 3 drops it
+# there (and other C++ error lines with it: on a CPU a failure still raises a Python error). A value the user
+# sets wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if _no_gpu_device_node() else "2")
 
 from kdbench import KdbenchError  # noqa: E402
 from kdbench.hardware import JIT_COMPILE, PRECISIONS  # noqa: E402
@@ -110,6 +122,11 @@ def milestones(text: str) -> list[int]:
     if values != sorted(set(values)) or values[0] < 1:
         raise argparse.ArgumentTypeError(f"'{text}': milestones must be increasing epochs >= 1")
     return values
+
+
+def count(number: int, noun: str) -> str:
+    """'1 epoch', '2 epochs': a count with its noun in the right number (nouns that take an s)."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def decay_factor(text: str) -> float:
