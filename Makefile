@@ -1,13 +1,24 @@
 # One-command entry points for a fresh machine: `make run` (the benchmark) and `make test`.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV ?= .venv
+# The Keras backend: tensorflow (the default, in .venv), jax or torch (each in a venv of its own without
+# TensorFlow, .venv-jax / .venv-torch): `make setup BACKEND=jax`, `make run BACKEND=jax`.
+BACKEND ?= tensorflow
+VENV ?= $(if $(filter tensorflow,$(BACKEND)),.venv,.venv-$(BACKEND))
 # Every core of this machine unless told otherwise: `make run CORES=8`.
 CORES ?= $(shell nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 4)
-# GPU=1 (`make setup GPU=1`, `make run GPU=1`) also installs TensorFlow's CUDA build, the `gpu` extra.
+# GPU=1 (`make setup GPU=1`, `make run GPU=1`) installs the backend's CUDA build: TensorFlow's `gpu` extra,
+# JAX's `jax-cuda` (PyTorch's Linux wheel has CUDA already).
 GPU ?= 0
-EXTRAS = test$(if $(filter 1 yes true,$(GPU)),$(comma)gpu)
+ON_GPU = $(filter 1 yes true,$(GPU))
+BACKEND_EXTRA = $(if $(ON_GPU),$(GPU_EXTRA_$(BACKEND)),$(BACKEND))
+GPU_EXTRA_tensorflow = gpu
+GPU_EXTRA_jax = jax-cuda
+GPU_EXTRA_torch = torch
+EXTRAS = test$(comma)$(BACKEND_EXTRA)
 comma = ,
 SNAKEMAKE = $(VENV)/bin/snakemake
+# Jobs run on the backend of the config (train.backend); a BACKEND other than the default sets it.
+BACKEND_CONFIG = $(if $(filter tensorflow,$(BACKEND)),,--config train.backend=$(BACKEND))
 
 .PHONY: setup run quick test lint clean
 
@@ -24,10 +35,10 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml
 	touch $@
 
 run: setup  ## the default run (the reference experiment) -> results/reference/summary.md
-	$(SNAKEMAKE) --cores $(CORES)
+	$(SNAKEMAKE) --cores $(CORES) $(BACKEND_CONFIG)
 
 quick: setup  ## the same DAG at CPU size (presets/quick.yaml)
-	$(SNAKEMAKE) --cores $(CORES) --configfile presets/quick.yaml
+	$(SNAKEMAKE) --cores $(CORES) --configfile presets/quick.yaml $(BACKEND_CONFIG)
 
 test: setup
 	$(VENV)/bin/python -m pytest

@@ -26,11 +26,17 @@ RECIPE_KEYS = ("optimizer", "momentum", "weight_decay", "weight_decay_mode", "ne
 
 
 def normalise(config: dict) -> None:
-    """In place: drop entries a preset switched off (null) and expand ~ in the paths a user gives."""
+    """In place: drop entries a preset switched off (null), expand ~ in the paths a user gives and fill in
+    train.backend (KERAS_BACKEND where set, else tensorflow)."""
     for section in (config.get("teachers"), config.get("students"), config.get("distillation", {}).get("methods")):
         if isinstance(section, dict):
             for name in [name for name, entry in section.items() if entry is None]:
                 del section[name]
+    train = config.get("train")
+    if isinstance(train, dict) and not train.get("backend"):  # the backend is decided once, for every job
+        from kdbench.runtime import requested
+
+        train["backend"] = requested()
     if config.get("data", {}).get("path"):
         config["data"]["path"] = os.path.expanduser(config["data"]["path"])
     for teacher in present(config.get("teachers")).values():

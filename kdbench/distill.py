@@ -7,9 +7,8 @@ import os
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from kdbench import KdbenchError, architectures, methods
+from kdbench import KdbenchError, architectures, methods, runtime
 
 
 def load_teacher_logits(path: str | os.PathLike, num_images: int, num_classes: int,
@@ -95,7 +94,7 @@ class Distiller(keras.Model):
                                        epoch=self.epoch, **features)
         # Under tf.distribute, Keras losses come back divided by the replica count (so that summed
         # gradients average over the global batch); undo that for the logged values, as Keras does for `loss`.
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        replicas = runtime.replicas_in_sync()
         for term, value in terms.items():
             self.term_trackers[term].update_state(value * replicas)
         total = None

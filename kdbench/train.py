@@ -1,4 +1,5 @@
-"""Training runtime: threads, seeds, tf.data input, and a resumable fit that writes checkpoint + history."""
+"""Training runtime: threads, seeds, input (kdbench.runtime: every backend), and a resumable fit that writes
+checkpoint + history."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import importlib.util
 import json
 import math
 import os
-import platform
 import shutil
 import signal
 import time
@@ -16,9 +16,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
-from kdbench import KdbenchError
+from kdbench import KdbenchError, runtime
 from kdbench.io import atomic_path, write_json
 
 
@@ -28,69 +27,37 @@ def weights_digest(model: keras.Model) -> str:
 
     digest = hashlib.sha256()
     for weight in model.weights:
-        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
     return digest.hexdigest()
 
 
 def configure_runtime(threads: int, seed: int, deterministic: bool = True) -> None:
-    """Pin TensorFlow to the rule's threads (Snakemake cannot), seed every generator and, by default,
-    make ops deterministic: the same inputs, flags and seed on the same machine give identical results."""
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
-    keras.utils.set_random_seed(seed)
-    if deterministic:
-        tf.config.experimental.enable_op_determinism()
+    """Pin the backend to the rule's threads (Snakemake cannot), seed every generator and, by default,
+    make ops deterministic: the same inputs, flags and seed on the same machine and backend give identical
+    results (kdbench.runtime.configure)."""
+    runtime.configure(threads, seed, deterministic)
 
 
-def distribution_strategy(devices: list[str] | None = None) -> tf.distribute.Strategy:
-    """Data-parallel training over every visible GPU; with one GPU or none, TensorFlow's default strategy.
-
-    Build and compile models inside `strategy.scope()`. The global batch stays the configured batch size
-    (split across the N replicas) and the learning rate is unchanged, so a run's hyperparameters do not
-    depend on how many GPUs its job got. `devices` overrides the GPU list (tests mirror over CPUs).
-    Call after configure_runtime (listing devices starts TensorFlow's runtime).
-    """
-    if devices is None:
-        devices = [device.name for device in tf.config.list_logical_devices("GPU")]
-    if len(devices) > 1:
-        return tf.distribute.MirroredStrategy(devices)
-    return tf.distribute.get_strategy()
+def distribution_strategy(devices: list[str] | None = None):
+    """Data-parallel training over every visible GPU (TensorFlow's MirroredStrategy; one device per job on JAX
+    and PyTorch): build and compile models inside `strategy.scope()` (kdbench.runtime.distribution_strategy)."""
+    return runtime.distribution_strategy(devices)
 
 
 def device_description() -> str:
-    """Human-readable name of what TensorFlow computes on (GPU names, else the CPU model)."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
-        return ", ".join(names)
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"CPU: {cpu}"
+    """Human-readable name of what the backend computes on (GPU names, else the CPU model)."""
+    return runtime.device_description()
 
 
 def make_dataset(x: np.ndarray, targets, batch_size: int, shuffle: bool, seed: int = 0, views=None):
-    """Batched, prefetched tf.data pipeline; images stay 32x32 (upsampling happens inside the model).
+    """Batched training input; images stay 32x32 (upsampling happens inside the model): tf.data on TensorFlow,
+    a keras.utils.PyDataset of NumPy batches elsewhere (kdbench.runtime.make_dataset).
 
     views: a kdbench.augment.EpochViews (pass it to fit as a callback too): each image is replaced by its view
     of the current epoch, and its per-epoch targets (e.g. cached teacher logits) join `targets`, by image index,
     carried through the shuffle. Without it, the images as they are.
     """
-    if views is None:
-        ds = tf.data.Dataset.from_tensor_slices((x, targets))
-    else:
-        ds = tf.data.Dataset.from_tensor_slices((x, targets, np.arange(len(x), dtype=np.int64)))
-    if shuffle:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    if views is not None:
-        ds = ds.map(views.map_element, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.batch(batch_size)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return runtime.make_dataset(x, targets, batch_size, shuffle, seed, views)
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -121,15 +88,8 @@ def _duration(seconds: float) -> str:
 
 
 def dataset_batch_size(dataset) -> int | None:
-    """The batch size of a tf.data pipeline built by make_dataset (None where it cannot be read)."""
-    try:
-        while dataset is not None:
-            if getattr(dataset, "_batch_size", None) is not None:
-                return int(dataset._batch_size)
-            dataset = getattr(dataset, "_input_dataset", None)
-    except (TypeError, ValueError):  # a batch size held in a symbolic tensor
-        pass
-    return None
+    """The batch size of a pipeline built by make_dataset (None where it cannot be read)."""
+    return runtime.dataset_batch_size(dataset)
 
 
 class ProgressLogger(keras.callbacks.Callback):
@@ -259,6 +219,7 @@ def fit_resumable(model, train_ds, epochs: int, resume_dir: str | Path, run_key:
         history_path.unlink(missing_ok=True)
         write_json(key_path, run_key)
     callbacks = [  # the history row of an epoch is written before its backup: a rerun never misses a row
+        *([_DatasetEpoch(train_ds)] if hasattr(train_ds, "set_epoch") else []),  # before the epoch's batches
         EpochTimer(),  # first: epoch_seconds is training time only
         ProgressLogger(batch_size=dataset_batch_size(train_ds), device=device_description()),
         *extra_callbacks,  # before CSVLogger, so that what they add to an epoch's logs is written
@@ -273,6 +234,18 @@ def fit_resumable(model, train_ds, epochs: int, resume_dir: str | Path, run_key:
     return history
 
 
+class _DatasetEpoch(keras.callbacks.Callback):
+    """Tells a NumPy pipeline (kdbench.runtime's PyDataset) the epoch it serves: its shuffle order is drawn from
+    (seed, epoch), so a resumed run sees the order an uninterrupted one would have."""
+
+    def __init__(self, dataset):
+        super().__init__()
+        self.dataset = dataset
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.dataset.set_epoch(epoch)
+
+
 def save_training_outputs(model, history, model_path: str | Path, history_path: str | Path,
                           info_path: str | Path, info: dict, resume_dir: str | Path) -> None:
     """Write checkpoint, history and run info atomically, then drop the resume state."""
@@ -283,9 +256,7 @@ def save_training_outputs(model, history, model_path: str | Path, history_path: 
     info = {**info, "params": int(model.count_params()), "epochs_run": int(len(history)),
             # time spent before the epochs (e.g. computing cached features) is part of training
             "train_seconds": float(history["epoch_seconds"].sum()) + float(info.get("feature_seconds", 0.0)),
-            "device": device_description(),
-            "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
-                         "keras": keras.__version__}}
+            "device": device_description(), "backend": runtime.name(), "versions": runtime.versions()}
     write_json(info_path, info)
     shutil.rmtree(resume_dir, ignore_errors=True)
 

@@ -62,6 +62,12 @@ rule summarize:
                         name: bool(entry.get("augment"))
                         for name, entry in TEACHERS.items()
                     },
+                    # every run on the config's backend (only named off the default: same command line)
+                    **(
+                        {}
+                        if config["train"]["backend"] == "tensorflow"
+                        else {"backend": config["train"]["backend"]}
+                    ),
                 }
             )
         ),

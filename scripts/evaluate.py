@@ -3,7 +3,7 @@
 
 import argparse
 
-from kdbench import cli, hardware
+from kdbench import cli, hardware, runtime
 
 
 def main() -> None:
@@ -27,7 +27,8 @@ def main() -> None:
     parser.add_argument("--teacher-test-logits", help="a distilled student's teacher's test logits (.npy, written "
                         "by the teacher's evaluate step): adds agreement with the teacher to the metrics")
     args = parser.parse_args()
-    hardware.claim_gpus_if_asked()  # before TensorFlow sees a GPU: one free GPU of this machine, locked
+    runtime.select(None)  # KERAS_BACKEND (the workflow's train.backend), before keras is imported
+    hardware.claim_gpus_if_asked()  # before the backend sees a GPU: one free GPU of this machine, locked
 
     import numpy as np
     import pandas as pd

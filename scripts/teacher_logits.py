@@ -8,7 +8,7 @@ shared by every logit method, setting and seed that trains on those views.
 
 import argparse
 
-from kdbench import cli, hardware
+from kdbench import cli, hardware, runtime
 
 
 def main() -> None:
@@ -26,7 +26,8 @@ def main() -> None:
     parser.add_argument("--out", required=True,
                         help="output .npy: (training images, classes), or (epochs, training images, classes)")
     args = parser.parse_args()
-    hardware.claim_gpus_if_asked()  # before TensorFlow sees a GPU: one free GPU of this machine, locked
+    runtime.select(None)  # KERAS_BACKEND (the workflow's train.backend), before keras is imported
+    hardware.claim_gpus_if_asked()  # before the backend sees a GPU: one free GPU of this machine, locked
 
     import numpy as np
 

@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from kdbench import KdbenchError, cli, hardware
+from kdbench import KdbenchError, cli, hardware, runtime
 
 
 def main() -> None:
@@ -27,7 +27,8 @@ def main() -> None:
                              "teacher sees the same views")
     cli.add_training_args(parser)
     args = parser.parse_args()
-    hardware.claim_gpus_if_asked()  # before TensorFlow sees a GPU: one free GPU of this machine, locked
+    runtime.select(None)  # KERAS_BACKEND (the workflow's train.backend), before keras is imported
+    hardware.claim_gpus_if_asked()  # before the backend sees a GPU: one free GPU of this machine, locked
     if args.method and not (args.teacher_logits or args.teacher_model):
         raise KdbenchError(f"--method {args.method} needs --teacher-logits or --teacher-model")
 
@@ -49,7 +50,7 @@ def main() -> None:
         if methods.get(args.method).NEEDS == "features" and not args.teacher_model:
             raise KdbenchError(f"method {args.method} needs the teacher's features: pass --teacher-model")
     train.configure_runtime(args.threads, args.seed, args.deterministic)
-    precision = hardware.set_precision(args.precision)
+    precision = runtime.set_precision(args.precision)
     jit_compile = hardware.jit_compile_flag(args.jit_compile)
     arrays = datasets.load_dataset(args.data)
     x_train, y_train = arrays["x_train"].astype("float32"), arrays["y_train"]
@@ -101,7 +102,8 @@ def main() -> None:
         callbacks.append(distill.EpochCounter())
     history = train.fit_resumable(model, train_ds, args.epochs, args.resume_dir, extra_callbacks=callbacks,
                                   tensorboard_dir=args.tensorboard_dir,
-                                  run_key=cli.resume_key(args, args.data, args.teacher_logits, args.teacher_model))
+                                  run_key={**cli.resume_key(args, args.data, args.teacher_logits, args.teacher_model),
+                                           **({"views": augment.VERSION} if args.augment else {})})
     kept = best.restore() if best else {"kept_epoch": int(len(history))}
     info = cli.training_info(args, role="distilled" if args.method else "baseline", architecture=args.architecture,
                              initial_weights_sha256=initial_weights,

@@ -3,7 +3,7 @@
 
 import argparse
 
-from kdbench import cli, hardware
+from kdbench import cli, hardware, runtime
 
 
 def main() -> None:
@@ -22,14 +22,15 @@ def main() -> None:
     parser.add_argument("--augment-seed", type=cli.non_negative_int, default=0, help="the seed of the views")
     cli.add_training_args(parser)
     args = parser.parse_args()
-    hardware.claim_gpus_if_asked()  # before TensorFlow sees a GPU: one free GPU of this machine, locked
+    runtime.select(None)  # KERAS_BACKEND (the workflow's train.backend), before keras is imported
+    hardware.claim_gpus_if_asked()  # before the backend sees a GPU: one free GPU of this machine, locked
     weights = None if args.weights.lower() in ("none", "null") else args.weights
 
     from kdbench import architectures, augment, datasets, recipe, teacher, train
 
-    architectures.get(args.architecture)  # an unknown name fails before TensorFlow starts work
+    architectures.get(args.architecture)  # an unknown name fails before the backend starts work
     train.configure_runtime(args.threads, args.seed, args.deterministic)
-    precision = hardware.set_precision(args.precision)
+    precision = runtime.set_precision(args.precision)
     arrays = datasets.load_dataset(args.data)
     x_train = arrays["x_train"].astype("float32")
     print(f"training teacher ({args.architecture}, {'fine-tuned' if args.train_backbone else 'frozen'} backbone): "
@@ -48,7 +49,9 @@ def main() -> None:
             model, args.architecture, x_train, arrays["y_train"], learning_rate=args.learning_rate,
             batch_size=args.batch_size, epochs=args.epochs, seed=args.seed, resume_dir=args.resume_dir,
             cache_features=args.cache_features, jit_compile=hardware.jit_compile_flag(args.jit_compile),
-            run_key=cli.resume_key(args, args.data, weights), validation=datasets.validation_split(arrays),
+            run_key={**cli.resume_key(args, args.data, weights),
+                     **({"views": augment.VERSION} if args.augment else {})},
+            validation=datasets.validation_split(arrays),
             tensorboard_dir=args.tensorboard_dir, optimizer=recipe.from_args(args, len(x_train)),
             checkpoint=args.checkpoint, views=views, test=test)
     info = cli.training_info(args, role="teacher", architecture=args.architecture, weights=str(weights),

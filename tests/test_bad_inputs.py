@@ -110,7 +110,7 @@ CONFIGS = [
     pytest.param("epochs: 5\n", "(top level): Additional properties are not allowed ('epochs' was unexpected); "
                  "allowed keys: data, description, distillation", id="unknown-top-level-key"),
     pytest.param("train:\n  epoch: 5\n", "train: Additional properties are not allowed ('epoch' was unexpected); "
-                 "allowed keys: augment, augment_seed, batch_size, checkpoint, deterministic, ema, epochs",
+                 "allowed keys: augment, augment_seed, backend, batch_size, checkpoint, deterministic, ema, epochs",
                  id="misspelt-nested-key"),
     pytest.param("distillation:\n  methods:\n    kd: {{alpha: 1.5}}\n",
                  "distillation.methods.kd.alpha: 1.5 is greater than the maximum of 1", id="alpha-above-1"),

@@ -24,7 +24,9 @@ def test_conda_environment_pins_the_same_versions_as_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     environment = yaml.safe_load((ROOT / "envs" / "kdbench.yaml").read_text())
     pip_section = next(item["pip"] for item in environment["dependencies"] if isinstance(item, dict))
-    expected = {name: version for name, version in pins(project["dependencies"]).items() if name not in RUNNER_ONLY}
+    # the conda environment is TensorFlow's, the default backend (an extra of the pip install)
+    required = project["dependencies"] + project["optional-dependencies"]["tensorflow"]
+    expected = {name: version for name, version in pins(required).items() if name not in RUNNER_ONLY}
     assert pins(pip_section) == expected
     python = next(item for item in environment["dependencies"] if isinstance(item, str) and item.startswith("python="))
     minor = int(python.split("=")[1].split(".")[1])
@@ -44,4 +46,16 @@ def test_gpu_extra_pins_the_same_tensorflow_as_the_cpu_install():
     (gpu,) = project["optional-dependencies"]["gpu"]
     match = re.fullmatch(r"tensorflow\[and-cuda\]==([0-9.]+)", gpu)
     assert match, f"the gpu extra should be tensorflow[and-cuda]==<version>, not {gpu!r}"
-    assert match[1] == pins(project["dependencies"])["tensorflow"]
+    assert match[1] == pins(project["optional-dependencies"]["tensorflow"])["tensorflow"]
+
+
+def test_backend_extras_pin_one_version_and_tensorflow_is_an_extra():
+    """make setup BACKEND=jax builds a venv without TensorFlow: no required dependency may pull it in."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    assert not any(requirement.startswith("tensorflow") for requirement in project["dependencies"])
+    jax_versions = {re.fullmatch(r"jax\[[a-z0-9]+\]==([0-9.]+)", extras[name][0])[1] for name in ("jax", "jax-cuda")}
+    assert len(jax_versions) == 1, f"jax and jax-cuda pin different versions: {jax_versions}"
+    assert re.fullmatch(r"torch==[0-9.]+", extras["torch"][0])
+    makefile = (ROOT / "Makefile").read_text()
+    assert "BACKEND ?= tensorflow" in makefile and ".venv-$(BACKEND)" in makefile

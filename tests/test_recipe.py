@@ -322,7 +322,7 @@ def test_best_checkpoint_survives_a_kill_between_its_save_and_the_backup(tmp_pat
 # --- augmentation and cached per-epoch targets -----------------------------------------------------------------
 
 def _seen_views(x, seed, epoch):
-    return np.concatenate([batch.numpy() for batch in augment.epoch_views(x, seed, epoch, batch_size=3)])
+    return np.concatenate([np.asarray(batch) for batch in augment.epoch_views(x, seed, epoch, batch_size=3)])
 
 
 def test_views_are_a_pure_function_of_seed_epoch_and_index():
@@ -334,7 +334,8 @@ def test_views_are_a_pure_function_of_seed_epoch_and_index():
         ds = train.make_dataset(x, np.arange(len(x)), 3, shuffle=True, seed=run_seed, views=epoch_views)
         for epoch in (0, 1):
             epoch_views.on_epoch_begin(epoch)
-            pairs = [(int(i), image) for images, index in ds for image, i in zip(images.numpy(), index.numpy())]
+            pairs = [(int(i), image) for images, index in ds
+                     for image, i in zip(keras.ops.convert_to_numpy(images), keras.ops.convert_to_numpy(index))]
             views[run_seed, epoch] = dict(pairs)
             order = [i for i, _ in pairs]
             assert sorted(order) == list(range(len(x)))
@@ -343,7 +344,7 @@ def test_views_are_a_pure_function_of_seed_epoch_and_index():
         for i in range(len(x)):
             np.testing.assert_array_equal(views[0, epoch][i], reference[i])
             np.testing.assert_array_equal(views[1, epoch][i], reference[i])
-            np.testing.assert_array_equal(augment.view(x[i], 7, epoch, i).numpy(), reference[i])
+            np.testing.assert_array_equal(augment.view(x[i], 7, epoch, i), reference[i])
     assert not np.array_equal(_seen_views(x, 7, 0), _seen_views(x, 7, 1))  # a new view every epoch
     assert not np.array_equal(_seen_views(x, 7, 0), _seen_views(x, 8, 0))  # and per augmentation seed
     view = _seen_views(x, 7, 0)[0]

@@ -1,0 +1,177 @@
+"""The one room where a Keras backend is named: input pipeline, threads, seeding and determinism, device
+description, data-parallel strategy, GPU listing and matmul peak, with the same functions for TensorFlow,
+JAX and PyTorch. Everything else in kdbench uses `keras` / `keras.ops` and these functions only.
+
+The backend is Keras's (KERAS_BACKEND, read when keras is first imported): `select` sets it before that.
+Functions that need the backend import it on first use, so that scripts can parse flags and choose one first.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+
+from kdbench import KdbenchError
+
+BACKENDS = ("tensorflow", "jax", "torch")
+DEFAULT = "tensorflow"  # the design's package; the fastest of the three on a CPU (docs/performance.md)
+LABELS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+
+
+def requested() -> str:
+    """The backend a job started now would get: KERAS_BACKEND when set, else TensorFlow."""
+    return os.environ.get("KERAS_BACKEND") or DEFAULT
+
+
+def select(backend: str | None) -> str:
+    """Make `backend` Keras's backend (call before keras is imported); None keeps requested()."""
+    backend = backend or requested()
+    if backend not in BACKENDS:
+        raise KdbenchError(f"backend '{backend}' is not one of {', '.join(BACKENDS)}")
+    if "keras" in sys.modules:
+        loaded = sys.modules["keras"].backend.backend()
+        if loaded != backend:
+            raise KdbenchError(f"Keras already runs on {loaded}; choose the backend ({backend}) before importing "
+                               "keras (set KERAS_BACKEND)")
+    os.environ["KERAS_BACKEND"] = backend
+    if importlib.util.find_spec(backend) is None:
+        extra = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[backend]
+        raise KdbenchError(f"the {LABELS[backend]} backend is not installed: pip install -e '.[{extra}]' "
+                           f"(or make setup BACKEND={backend})")
+    return backend
+
+
+def name() -> str:
+    """The backend Keras runs on in this process."""
+    import keras
+
+    return keras.backend.backend()
+
+
+def _room():
+    return importlib.import_module(f"kdbench.runtime._{name()}")
+
+
+def configure(threads: int, seed: int, deterministic: bool = True) -> None:
+    """Pin the backend to the rule's threads (Snakemake cannot), seed every generator (Python, NumPy, the
+    backend's) and, by default, make ops deterministic: same inputs, flags and seed on the same machine and
+    backend give identical results."""
+    _room().configure(threads, seed, deterministic)
+
+
+def distribution_strategy(devices: list[str] | None = None):
+    """An object with .scope() and .num_replicas_in_sync: TensorFlow's MirroredStrategy over its GPUs (see
+    kdbench.runtime._tensorflow); on JAX and PyTorch one device (one replica) per job."""
+    return _room().distribution_strategy(devices)
+
+
+def replicas_in_sync() -> int:
+    """Replicas of the strategy in scope (losses come back divided by it under tf.distribute)."""
+    return _room().replicas_in_sync()
+
+
+def device_description() -> str:
+    """Human-readable name of what the backend computes on (GPU names, else the CPU model)."""
+    return _room().device_description()
+
+
+def has_gpu() -> bool:
+    return _room().has_gpu()
+
+
+def resolve_precision(precision: str) -> str:
+    """kdbench.hardware.resolve_precision on any backend: 'auto' -> mixed_bfloat16 on a CPU with native bf16
+    (AVX512_BF16 or AMX), else float32."""
+    from kdbench import hardware
+
+    if precision not in hardware.PRECISIONS:
+        raise KdbenchError(f"train.precision is '{precision}'; use one of {', '.join(hardware.PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    if not has_gpu() and hardware.cpu_flags() & {"avx512_bf16", "amx_bf16"}:
+        return "mixed_bfloat16"
+    return "float32"
+
+
+def set_precision(precision: str) -> str:
+    """Set Keras's global dtype policy before models are built; returns the policy actually used."""
+    import keras
+
+    policy = resolve_precision(precision)
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+def make_dataset(x, targets, batch_size: int, shuffle: bool, seed: int = 0, views=None):
+    """The training pipeline (see kdbench.train.make_dataset): tf.data on TensorFlow, else a PyDataset."""
+    return _room().make_dataset(x, targets, batch_size, shuffle, seed, views)
+
+
+def dataset_batch_size(dataset) -> int | None:
+    """The batch size of a pipeline built by make_dataset (None where it cannot be read)."""
+    size = getattr(dataset, "kdbench_batch_size", None)
+    if size is not None:
+        return int(size)
+    if name() == "tensorflow":
+        return _room().dataset_batch_size(dataset)
+    return None
+
+
+def matmul_peak_gflops(dtype: str = "float32", size: int = 2048, repeats: int = 5) -> float:
+    """Best achieved GFLOP/s of a size x size matrix multiply: the practical peak of this device."""
+    return _room().matmul_peak_gflops(dtype, size, repeats)
+
+
+def versions() -> dict:
+    """What a run records: Python, Keras, the backend's name and its version (under the backend's name)."""
+    import platform
+
+    import keras
+
+    backend = name()
+    module = importlib.import_module(backend)
+    return {"python": platform.python_version(), "keras": keras.__version__, "backend": backend,
+            backend: module.__version__}
+
+
+def software_line(versions: dict) -> str:
+    """'Python 3.11.7, TensorFlow 2.21.0, Keras 3.15.1' from a run's recorded versions (older records: TF)."""
+    backend = versions.get("backend", "tensorflow")
+    return (f"Python {versions['python']}, {LABELS.get(backend, backend)} {versions.get(backend, '?')}, "
+            f"Keras {versions['keras']}")
+
+
+def cpu_description() -> str:
+    """The CPU's model name (from /proc/cpuinfo where it exists)."""
+    import platform
+    from pathlib import Path
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU: {cpu}"
+
+
+def gpu_sharing_env(backend: str, jobs_per_gpu: int) -> dict[str, str]:
+    """Environment that lets `jobs_per_gpu` jobs share one GPU's memory, set before the backend starts.
+
+    TensorFlow and JAX take most of a GPU's memory at start by default (PyTorch's caching allocator grows on
+    demand). One job per GPU keeps those defaults. Several: TensorFlow grows its memory as needed; JAX
+    preallocates its share, 0.9 / jobs (a share, not growth: XLA's allocator fragments less than growing);
+    PyTorch is capped at the same share in configure() (PYTORCH_CUDA_ALLOC_CONF cannot cap it).
+    """
+    if jobs_per_gpu <= 1:
+        return {}
+    share = f"{0.9 / jobs_per_gpu:.3f}"
+    if backend == "tensorflow":
+        return {"TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    if backend == "jax":
+        return {"XLA_PYTHON_CLIENT_PREALLOCATE": "true", "XLA_PYTHON_CLIENT_MEM_FRACTION": share}
+    return {"KDBENCH_TORCH_MEMORY_FRACTION": share}
