@@ -13,7 +13,10 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+import zipfile
 from pathlib import Path
+
+import numpy as np
 
 from kdbench import KdbenchError, architectures, datasets
 from kdbench.io import keras_home
@@ -128,12 +131,38 @@ def _weights_needs(name: str, teacher: dict, default_weights) -> tuple[list[str]
         return [], []
     if weights != "imagenet":
         if Path(str(weights)).is_file():
-            return [], []
+            return [_not_hdf5(key, Path(str(weights)), backbone)] if not _is_hdf5(Path(str(weights))) else [], []
         return [f"{key}: {weights} is not a file. Fix: put the Keras weights file {backbone.notop_weights_file} "
                 f"there, or set {key}: imagenet (downloaded once), or {key}: null (random initialisation)"], []
     if (keras_home() / "models" / backbone.notop_weights_file).is_file():
         return [], []
     return [], [(architecture, key)]
+
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # the first 8 bytes of every HDF5 file (Keras .h5 weights)
+
+
+def _is_hdf5(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE
+    except OSError:
+        return False
+
+
+def _not_hdf5(key: str, path: Path, backbone) -> str:
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(len(HDF5_SIGNATURE))
+    except OSError as err:
+        return f"{key}: {path} cannot be read ({err.strerror or err}). Fix: make it readable or point {key} elsewhere"
+    kind = (" (a zip archive: a .keras model file, not a weights file)" if start.startswith(b"PK")
+            else " (an HTML page: a failed download?)" if start.lstrip().lower().startswith((b"<!doc", b"<html"))
+            else "")
+    return (f"{key}: {path} is not an HDF5 file{kind}: it starts with {start!r}, not the HDF5 signature "
+            f"{HDF5_SIGNATURE!r} every Keras .h5 weights file starts with. Fix: point {key} at the Keras weights "
+            f"file {backbone.notop_weights_file} (download it again if it was cut short), or set {key}: imagenet "
+            "(downloaded once) or null (random initialisation)")
 
 
 def _weights_problem(architecture: str, keys: list[str]) -> str:
@@ -172,6 +201,38 @@ def missing_inputs(config: dict, probe=reachable, done: set[str] = frozenset()) 
         online = probe(list(dict.fromkeys(host for host, _ in downloads)))
         problems += [problem for host, problem in downloads if not online.get(host, False)]
     return problems
+
+
+def _labels_present(path: Path) -> np.ndarray | None:
+    """The distinct labels of an .npz's y_train and y_test (None when it cannot be read: fetch_data says why)."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return np.unique(np.concatenate([np.ravel(npz[key]) for key in ("y_train", "y_test")]))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def content_warnings(config: dict, done: set[str] = frozenset()) -> list[str]:
+    """What looks wrong in the inputs but may be meant (the run goes on): a user .npz whose labels cover fewer
+    classes than the declared data set has (10 classes present, cifar100 declared). `done` as in missing_inputs."""
+    data = config.get("data") or {}
+    if "data" in done or data.get("source") != "npz" or not data.get("path") or not Path(data["path"]).is_file():
+        return []
+    try:
+        spec = datasets.get(data.get("dataset", datasets.DEFAULT))
+    except KdbenchError:
+        return []
+    labels = _labels_present(Path(data["path"]))
+    if labels is None or not len(labels) or labels.min() < 0 or labels.max() >= spec.num_classes:
+        return []  # unreadable or out of range: fetch_data stops with the reason
+    if len(labels) == spec.num_classes:
+        return []
+    fits = [name for name, other in datasets.DATASETS.items() if other.num_classes >= labels.max() + 1
+            and other.num_classes < spec.num_classes]
+    hint = f"; if it holds {datasets.get(fits[0]).title}, set data.dataset: {fits[0]}" if fits else ""
+    return [f"data.path {data['path']}: its labels cover {len(labels)} classes (0..{labels.max()}), but data.dataset "
+            f"{spec.name} declares {spec.num_classes}: every model will be built with {spec.num_classes} outputs "
+            f"and the classes not present can never be learned{hint}"]
 
 
 def report(problems: list[str]) -> str:

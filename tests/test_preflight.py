@@ -88,7 +88,7 @@ def test_archive_and_npz_paths(keras_home, tmp_path):
 
 
 def test_weights_paths_null_weights_and_dropped_teachers(keras_home, tmp_path):
-    (tmp_path / "w.h5").write_bytes(b"x")
+    (tmp_path / "w.h5").write_bytes(preflight.HDF5_SIGNATURE + b"rest of an HDF5 file")
     settings = config("synthetic", frozen=str(tmp_path / "w.h5"), finetuned="weights/missing.h5")
     (problem,) = preflight.missing_inputs(settings, probe=Probe())
     assert problem.startswith("teachers.finetuned.weights: weights/missing.h5 is not a file") and RESNET50 in problem
@@ -146,3 +146,41 @@ def test_the_data_set_and_architecture_registries_name_the_files(keras_home):
     assert weights.startswith("teachers.big.weights: the ImageNet weights of efficientnetb0")
     assert str(keras_home / "models" / "efficientnetb0_notop.h5") in weights
     assert "its path" not in weights  # Keras takes EfficientNet's ImageNet weights only as weights: imagenet
+
+
+def test_a_weights_file_that_is_not_hdf5_is_named_with_its_key(keras_home, tmp_path):
+    for name, content, kind in (("model.keras", b"PK\x03\x04zip", "a .keras model file"),
+                                ("page.h5", b"<!DOCTYPE html><html>", "an HTML page"),
+                                ("cut.h5", b"\x89HD", "")):
+        (tmp_path / name).write_bytes(content)
+        settings = config("synthetic", frozen=str(tmp_path / name), finetuned=None)
+        (problem,) = preflight.missing_inputs(settings, probe=Probe())
+        assert problem.startswith(f"teachers.frozen.weights: {tmp_path / name} is not an HDF5 file"), problem
+        assert kind in problem and RESNET50 in problem and "Fix:" in problem
+        # a teacher already trained needs its weights file no more
+        assert preflight.missing_inputs(settings, probe=Probe(), done={"frozen"}) == []
+
+
+def write_labels_npz(path, labels):
+    import numpy as np
+
+    n = len(labels)
+    np.savez(path, x_train=np.zeros((n, 32, 32, 3), np.uint8), y_train=np.array(labels),
+             x_test=np.zeros((n, 32, 32, 3), np.uint8), y_test=np.array(labels))
+
+
+def test_an_npz_with_fewer_classes_than_declared_gets_a_warning_not_an_error(keras_home, tmp_path):
+    write_labels_npz(tmp_path / "ten.npz", list(range(10)) * 2)
+    settings = config("npz", str(tmp_path / "ten.npz"), frozen=None, finetuned=None)
+    settings["data"]["dataset"] = "cifar100"
+    assert preflight.missing_inputs(settings, probe=Probe()) == []  # the run may go on
+    (warning,) = preflight.content_warnings(settings)
+    assert warning.startswith(f"data.path {tmp_path / 'ten.npz'}: its labels cover 10 classes (0..9)")
+    assert "cifar100 declares 100" in warning and "set data.dataset: cifar10" in warning
+    assert preflight.content_warnings(settings, done={"data"}) == []  # the data step has run already
+    settings["data"]["dataset"] = "cifar10"
+    assert preflight.content_warnings(settings) == []
+    write_labels_npz(tmp_path / "nine.npz", list(range(9)))  # one class missing from a CIFAR-10 file
+    settings["data"]["path"] = str(tmp_path / "nine.npz")
+    (warning,) = preflight.content_warnings(settings)
+    assert "9 classes (0..8)" in warning and "cifar10 declares 10" in warning and "set data.dataset" not in warning
