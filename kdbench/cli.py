@@ -191,8 +191,8 @@ def add_training_args(parser) -> None:
 def resume_key(args, *inputs: str | None) -> dict:
     """What a resumed run must share with the run it resumes: every flag but threads and outputs, and
     the sha256 of each input file (so changed data or teacher logits never continue stale weights)."""
-    from kdbench.hardware import resolve_precision
     from kdbench.io import sha256_of
+    from kdbench.runtime import resolve_precision  # the backend's GPU check, not TensorFlow's
 
     flags = {key: value for key, value in vars(args).items()
              if key not in ("threads", "resume_dir", "model_out", "history_out", "info_out", "tensorboard_dir")}

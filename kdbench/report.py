@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from kdbench import methods, plots, published, runs, stats
+from kdbench import methods, plots, published, runs, runtime, stats
 from kdbench.config import RECIPE_KEYS
 from kdbench.runs import label
 
@@ -71,10 +71,13 @@ def mismatches(runs: pd.DataFrame, records: dict[str, dict], data_info: dict, ex
             wanted["augment"] = expected["teacher_augment"][run["teacher"]]
         if run["role"] == "distilled":
             wanted.update(method=run["method"], settings=json.loads(run["settings"]))
+        # one backend per summary; records from before train.backend existed ran on TensorFlow
+        wanted["backend"] = expected.get("backend", "tensorflow")
         if "ema" in wanted:  # off is false in the config and null in the record
             wanted["ema"] = wanted["ema"] or None
-        problems += [f"{run['id']} was trained with {key} {train.get(key)!r}, the config asks for {value!r}"
-                     for key, value in wanted.items() if train.get(key) != value]
+        recorded = {"backend": "tensorflow", **train}
+        problems += [f"{run['id']} was trained with {key} {recorded.get(key)!r}, the config asks for {value!r}"
+                     for key, value in wanted.items() if recorded.get(key) != value]
     return problems
 
 
@@ -368,8 +371,7 @@ def run_header(title: str, description: str, data_info: dict, results: pd.DataFr
     ]
     if teachers:
         lines.append(f"- teachers: {'; '.join(teachers)}")
-    lines += [f"- software: Python {versions['python']}, TensorFlow {versions['tensorflow']}, "
-              f"Keras {versions['keras']}",
+    lines += [f"- software: {runtime.software_line(versions)}",
               f"- device: {first_train['device']}", ""]
     return lines
 

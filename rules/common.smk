@@ -31,6 +31,9 @@ _env += (
 )
 if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
     _env += f"export PATH={shlex.quote(os.path.dirname(sys.executable))}:$PATH; "
+# Every job runs on train.backend (kdbench.config.normalise); the default run's prefix stays as it was.
+if config["train"]["backend"] != "tensorflow" or "KERAS_BACKEND" in os.environ:
+    _env += f"export KERAS_BACKEND={shlex.quote(config['train']['backend'])}; "
 shell.prefix(_env)
 
 # Local runs on a machine with N GPUs: at most N GPU jobs at once, each locking a GPU of its own before

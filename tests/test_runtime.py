@@ -176,3 +176,25 @@ def test_same_config_and_seed_give_the_same_numbers_and_paired_starts(tmp_path):
     np.save(logits, np.random.default_rng(0).normal(size=(2, 24, 10)).astype("float32"))
     distilled, _ = _train(tmp_path, "kd", data, "--method", "kd", "--teacher-logits", logits)
     assert distilled["initial_weights_sha256"] == first["initial_weights_sha256"] == second["initial_weights_sha256"]
+
+
+def test_a_summary_never_mixes_backends():
+    """The summary refuses a run trained on another backend than the config's (records from before the backend
+    was recorded ran on TensorFlow), and names the backend in its software line."""
+    from test_report import DATA, RECORDS, RUNS, summary
+
+    from kdbench import report
+
+    expected = {"dataset": "cifar10", "train_size": 10000, "val_size": 2000, "test_size": 2000, "epochs": 5,
+                "batch_size": 32, "precision": "auto"}
+    assert report.mismatches(RUNS, RECORDS, DATA, expected) == []  # no backend recorded: TensorFlow
+    on_jax = {run_id: {**r, "train": {**r["train"], "backend": "jax"}} for run_id, r in RECORDS.items()}
+    assert report.mismatches(RUNS, on_jax, DATA, {**expected, "backend": "jax"}) == []
+    mixed = {**RECORDS, "kd-a-s1": on_jax["kd-a-s1"]}
+    assert report.mismatches(RUNS, mixed, DATA, expected) == [
+        "kd-a-s1 was trained with backend 'jax', the config asks for 'tensorflow'"]
+    assert report.mismatches(RUNS, RECORDS, DATA, {**expected, "backend": "jax"})[0] == (
+        "teacher-frozen was trained with backend 'tensorflow', the config asks for 'jax'")
+    versions = {"python": "3.11.7", "keras": "3.15.1", "backend": "jax", "jax": "0.10.2"}
+    jax_records = {run_id: {**r, "train": {**r["train"], "versions": versions}} for run_id, r in RECORDS.items()}
+    assert "- software: Python 3.11.7, JAX 0.10.2, Keras 3.15.1" in summary(jax_records)[0]
