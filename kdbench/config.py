@@ -95,11 +95,13 @@ def _cross_key_errors(config: dict) -> list[str]:
         if entry["architecture"] not in architectures.ARCHITECTURES:
             messages.append(f"{name}.architecture: '{entry['architecture']}' is not a known architecture; "
                             f"allowed: {', '.join(sorted(architectures.ARCHITECTURES))}")
-        elif name.startswith("teachers.") and not getattr(architectures.get(entry["architecture"]), "TEACHER", False):
-            teacher_kinds = [a for a, m in architectures.ARCHITECTURES.items() if getattr(m, "TEACHER", False)]
-            messages.append(f"{name}.architecture: '{entry['architecture']}' cannot be a teacher (it has no "
-                            f"backbone and head); teacher architectures: {', '.join(teacher_kinds)}")
     for name, entry in teachers.items():
+        if (entry["architecture"] in architectures.ARCHITECTURES
+                and not architectures.is_backbone_teacher(entry["architecture"])):
+            # no backbone + head (the CIFAR zoo): it trains end to end from random initialisation, like a student
+            messages += [f"teachers.{name}.{m}" for m in architectures.teacher_option_errors(
+                entry["architecture"], entry["weights"], entry["train_backbone"], entry.get("cache_features", False))]
+            continue
         if entry.get("cache_features") and entry["train_backbone"]:
             messages.append(f"teachers.{name}.cache_features: true needs train_backbone: false (a trained "
                             "backbone changes every step, so its features cannot be computed once)")

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Train a teacher: a pretrained backbone (frozen, with only its MLP head training, or fine-tuned) + head."""
+"""Train a teacher: a pretrained backbone (frozen, with only its MLP head training, or fine-tuned) + head, or
+any other architecture (the CIFAR zoo's resnet56, ...) end to end from random initialisation, as a student."""
 
 import argparse
 
@@ -8,7 +9,9 @@ from kdbench import cli, hardware, runtime
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--architecture", default="resnet50", help="a teacher architecture of kdbench.architectures")
+    parser.add_argument("--architecture", default="resnet50",
+                        help="an architecture of kdbench.architectures; one without backbone + head (not TEACHER) "
+                             "takes --weights none --train-backbone --no-cache-features")
     parser.add_argument("--weights", default="imagenet",
                         help="imagenet, none (random init) or a path to the backbone's no-top .h5 file")
     parser.add_argument("--train-backbone", action=argparse.BooleanOptionalAction, default=True,
@@ -29,11 +32,14 @@ def main() -> None:
     from kdbench import architectures, augment, datasets, recipe, teacher, train
 
     architectures.get(args.architecture)  # an unknown name fails before the backend starts work
+    teacher.check_options(args.architecture, weights, args.train_backbone, args.cache_features)  # and options
+    trained = (f"{'fine-tuned' if args.train_backbone else 'frozen'} backbone"
+               if architectures.is_backbone_teacher(args.architecture) else "trained end to end")
     train.configure_runtime(args.threads, args.seed, args.deterministic)
     precision = runtime.set_precision(args.precision)
     arrays = datasets.load_dataset(args.data)
     x_train = arrays["x_train"].astype("float32")
-    print(f"training teacher ({args.architecture}, {'fine-tuned' if args.train_backbone else 'frozen'} backbone): "
+    print(f"training teacher ({args.architecture}, {trained}): "
           f"{len(x_train)} images, {32 * args.upsample} px, {args.epochs} epochs, weights={weights}, "
           f"{precision}, {'cached backbone features' if args.cache_features else 'backbone in every step'}"
           f"{f', augmented (seed {args.augment_seed})' if args.augment else ''}; "
@@ -43,8 +49,9 @@ def main() -> None:
     test = (arrays["x_test"].astype("float32"), arrays["y_test"]) if args.test_every_epoch else None
     strategy = train.distribution_strategy()
     with strategy.scope():  # models and optimizer state are created inside it (mirrored over GPUs)
-        model = architectures.build(args.architecture, len(arrays["class_names"]), args.upsample, weights=weights,
-                                    train_backbone=args.train_backbone, bn_momentum=args.bn_momentum)
+        model = teacher.build(args.architecture, len(arrays["class_names"]), args.upsample, weights=weights,
+                              train_backbone=args.train_backbone, cache_features=args.cache_features,
+                              bn_momentum=args.bn_momentum)
         history, feature_seconds, kept = teacher.fit_teacher(
             model, args.architecture, x_train, arrays["y_train"], learning_rate=args.learning_rate,
             batch_size=args.batch_size, epochs=args.epochs, seed=args.seed, resume_dir=args.resume_dir,

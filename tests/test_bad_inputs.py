@@ -136,7 +136,11 @@ CONFIGS = [
     pytest.param("students:\n  resnet18:\n    architecture: resnet1800\n",
                  "students.resnet18.architecture: 'resnet1800' is not a known architecture", id="unknown-architecture"),
     pytest.param("teachers:\n  frozen:\n    architecture: resnet18\n",
-                 "teachers.frozen.architecture: 'resnet18' cannot be a teacher", id="student-as-teacher"),
+                 "teachers.frozen.train_backbone: false freezes a backbone, and 'resnet18' is not a backbone + head "
+                 "teacher", id="student-as-frozen-teacher"),
+    pytest.param("teachers:\n  finetuned:\n    architecture: resnet56\n    weights: imagenet\n",
+                 "teachers.finetuned.weights: 'imagenet' cannot be loaded, 'resnet56' is not a backbone + head "
+                 "teacher", id="zoo-teacher-with-weights"),
     pytest.param("teachers:\n  finetuned:\n    cache_features: true\n",
                  "teachers.finetuned.cache_features: true needs train_backbone: false", id="cache-trained-backbone"),
     pytest.param("run_name: ../elsewhere\n", "run_name: '../elsewhere' does not match", id="run-name-path"),

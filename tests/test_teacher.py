@@ -1,5 +1,8 @@
+import json
+
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 
 from kdbench import KdbenchError, architectures, teacher
@@ -91,3 +94,74 @@ def test_features_of_a_trainable_backbone_are_not_cached(tmp_path):
     with pytest.raises(KdbenchError, match="frozen teacher"):
         teacher.fit_teacher(model, "resnet50", x, y, learning_rate=1e-3, batch_size=8, epochs=1, seed=0,
                             resume_dir=tmp_path / "r", cache_features=True)
+
+
+# A CIFAR zoo network as the teacher (resnet56 -> resnet20 and the like): not a backbone + head, so it trains end to
+# end from random initialisation, like a student, and refuses the options only a backbone teacher has.
+
+def test_a_zoo_teacher_refuses_backbone_options_naming_the_fix():
+    assert architectures.teacher_option_errors("resnet8", None, True, False) == []
+    assert architectures.teacher_option_errors("resnet50", "imagenet", False, True) == []  # a backbone teacher
+    errors = architectures.teacher_option_errors("resnet8", "imagenet", False, True)
+    assert [e.split(":")[0] for e in errors] == ["weights", "train_backbone", "cache_features"]
+    assert all("'resnet8' is not a backbone + head teacher" in e and "end to end" in e for e in errors)
+    assert ["set weights: null", "set train_backbone: true", "set cache_features: false"] == [
+        e[e.rindex("set "):].split(" (")[0] for e in errors]
+    with pytest.raises(KdbenchError, match="teacher resnet8: weights: 'imagenet' cannot be loaded"):
+        teacher.build("resnet8", 10, 1, weights="imagenet", train_backbone=True)
+
+
+def test_a_zoo_teacher_trains_end_to_end_and_caches_no_features(tmp_path):
+    x, y = _images(16)
+    keras.utils.set_random_seed(0)
+    model = teacher.build("resnet8", 10, 1, weights=None, train_backbone=True, bn_momentum=0.9)
+    assert model.name == "teacher" and model.get_layer("stem_bn").momentum == 0.9
+    assert all(layer.trainable for layer in model.layers)
+    initial = [w.numpy().copy() for w in model.trainable_weights]
+    history, feature_seconds, kept = teacher.fit_teacher(
+        model, "resnet8", x, y, learning_rate=1e-2, batch_size=8, epochs=1, seed=0, resume_dir=tmp_path / "r",
+        cache_features=False, jit_compile=False)
+    assert feature_seconds == 0.0 and kept == {"kept_epoch": 1} and len(history) == 1
+    # every layer trained: the stem and the logits both moved
+    moved = [not np.array_equal(w.numpy(), w0) for w, w0 in zip(model.trainable_weights, initial)]
+    assert moved[0] and moved[-1] and sum(moved) == len(moved)
+    with pytest.raises(KdbenchError, match="cache_features: true caches a frozen backbone's features"):
+        teacher.fit_teacher(model, "resnet8", x, y, learning_rate=1e-2, batch_size=8, epochs=1, seed=0,
+                            resume_dir=tmp_path / "r2", cache_features=True)
+
+
+def test_a_resnet8_teacher_trained_by_the_scripts_distills_into_a_resnet8_student(tmp_path):
+    """train_teacher.py -> teacher_logits.py -> train_student.py --method kd, on 24 tiny synthetic images (the
+    refusals are the in-process tests' above: a script only turns the KdbenchError into its exit status)."""
+    from conftest import run_script
+
+    from kdbench.datasets import get, make_synthetic, save_dataset
+
+    data = tmp_path / "d.npz"
+    save_dataset(data, make_synthetic(24, 8, val_size=8), get("cifar10").class_names)
+
+    def outputs(name):
+        return ["--resume-dir", tmp_path / f"{name}-resume", "--model-out", tmp_path / f"{name}.keras",
+                "--history-out", tmp_path / f"{name}.csv", "--info-out", tmp_path / f"{name}.json"]
+
+    common = ["--data", data, "--upsample", 8, "--epochs", 1, "--batch-size", 8, "--optimizer", "sgd",
+              "--jit-compile", "false"]  # upsample 8 is ignored: the zoo is native 32 px
+    trained = run_script("train_teacher.py", "--architecture", "resnet8", "--weights", "none", "--learning-rate",
+                         0.05, *common, *outputs("teacher"))
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "resnet8, trained end to end" in trained.stdout
+    info = json.loads((tmp_path / "teacher.json").read_text())
+    assert info["architecture"] == "resnet8" and info["cache_features"] is False
+    loaded = architectures.load_model(tmp_path / "teacher.keras")
+    assert loaded.count_params() == architectures.build("resnet8", 10, 1).count_params()
+    logits = run_script("teacher_logits.py", "--data", data, "--model", tmp_path / "teacher.keras",
+                        "--out", tmp_path / "logits.npy")
+    assert logits.returncode == 0, logits.stderr[-3000:]
+    x_train = np.load(data)["x_train"]
+    cached = np.load(tmp_path / "logits.npy")
+    np.testing.assert_allclose(cached, loaded.predict(x_train.astype("float32"), verbose=0), rtol=1e-4, atol=1e-4)
+    student = run_script("train_student.py", "--architecture", "resnet8", "--method", "kd", "--teacher-architecture",
+                         "resnet8", "--teacher-logits", tmp_path / "logits.npy", *common, *outputs("student"))
+    assert student.returncode == 0, student.stderr[-3000:]
+    assert len(pd.read_csv(tmp_path / "student.csv")) == 1
+    assert architectures.load_model(tmp_path / "student.keras").output_shape == (None, 10)
