@@ -9,6 +9,7 @@ wins over config.yaml and the presets; everything else on the command line goes 
     kdbench run --preset tiny -n
 
 Only Python's standard library and PyYAML: it starts in a fraction of a second and never loads TensorFlow.
+`kdbench compare` (kdbench.compare) sets finished runs side by side; it loads pandas and SciPy.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ CONFIGFILE_OPTIONS = ("--configfile", "--configfiles")
 
 USAGE = """\
 usage: kdbench run [--preset NAME|FILE ...] [--set key.path=value ...] [snakemake arguments ...]
+       kdbench compare results/A results/B [...] [--csv PATH]   (finished runs side by side)
 
 Runs Snakemake on this workflow with the given presets and settings.
 
@@ -158,8 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage, end="")
         return 0
+    if argv[0] == "compare":  # pandas and SciPy, imported only for it
+        from kdbench import compare
+
+        return compare.main(argv[1:])
     if argv[0] != "run":
-        print(f"kdbench: unknown command {argv[0]!r}; the command is `kdbench run` (kdbench --help)", file=sys.stderr)
+        print(f"kdbench: unknown command {argv[0]!r}; the commands are `kdbench run` and `kdbench compare` "
+              "(kdbench --help)", file=sys.stderr)
         return 2
     if any(arg in ("-h", "--help") for arg in argv[1:]):
         print(usage, end="")
