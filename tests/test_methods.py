@@ -11,7 +11,6 @@ import jsonschema
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from kdbench import KdbenchError
 from kdbench.methods import METHODS, at, dkd, fitnets, kd, setting_grid, settings_schema
@@ -242,6 +241,7 @@ def test_at_takes_cached_teacher_maps_for_teacher_features():
 
 
 def test_at_is_zero_for_proportional_maps_and_finite_for_dead_ones():
+    tf = pytest.importorskip("tensorflow")  # gradients taken with TensorFlow; the formula tests need none
     rng = np.random.default_rng(8)
     teacher = np.abs(rng.normal(0, 1, (4, 4, 4, 3))).astype("float32")
     student = np.concatenate([3 * teacher, 3 * teacher], axis=-1)  # same attention, other channels and scale
@@ -257,6 +257,7 @@ def test_at_is_zero_for_proportional_maps_and_finite_for_dead_ones():
 
 
 def test_terms_are_float32_from_bfloat16_features_and_logits():
+    tf = pytest.importorskip("tensorflow")  # gradients taken with TensorFlow; the formula tests need none
     labels, student_logits, teacher_logits = logits_batch(9)
     rng = np.random.default_rng(9)
     s_feat = np.abs(rng.normal(0, 1, (8, 4, 4, 6))).astype("float32")
@@ -300,6 +301,7 @@ def _tiny_net(name: str, widths, strides, logit_scale: float):
 def _train(name: str, overrides: dict, steps: int = 20, lr: float = 1e-2, with_batch: bool = False):
     """Train a tiny student on the method's loss on one fixed batch; every term's value at every step (and,
     with_batch, also the batch's labels and the teacher's logits, for terms whose minimum is not 0)."""
+    tf = pytest.importorskip("tensorflow")  # gradients taken with TensorFlow; the formula tests need none
     keras.utils.set_random_seed(0)
     module = METHODS[name]
     settings = setting_grid(name, overrides)[0]
