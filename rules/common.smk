@@ -222,6 +222,8 @@ def check_inputs():
     problems = preflight.missing_inputs(config, done=done)
     if problems:
         raise WorkflowError(preflight.report(problems))
+    for warning in preflight.content_warnings(config, done=done):
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def user_file(path):
