@@ -52,8 +52,8 @@ class Run:
             raise KdbenchError(f"cannot read {self.folder / 'summary.csv'} ({err}); rerun the summarize step") from err
         needed = {"aggregate", "id", "config", "test_accuracy"}
         if not needed <= set(summary.columns):
-            raise KdbenchError(f"{self.folder / 'summary.csv'} lacks the columns {sorted(needed - set(summary.columns))}"
-                               "; rerun the summarize step")
+            raise KdbenchError(f"{self.folder / 'summary.csv'} lacks the columns "
+                               f"{sorted(needed - set(summary.columns))}; rerun the summarize step")
         self.results = summary[summary["aggregate"] == "run"].set_index("id")
         self.data = read_json(self.folder / "data" / "dataset.json")
         self.labels = {row["config"]: runs.label(row) for _, row in self.table.iterrows()}

@@ -46,7 +46,8 @@ def main() -> None:
     with atomic_path(args.out) as tmp:
         with open(tmp, "wb") as handle:
             np.save(handle, logits.astype(np.float32))
-    views = f" on {args.epochs} epochs of augmented views (seed {args.augment_seed})" if args.augment else ""
+    views = (f" on {cli.count(args.epochs, 'epoch')} of augmented views (seed {args.augment_seed})"
+             if args.augment else "")
     print(f"wrote {args.out}: logits of {x_train.shape[0]} training images{views}")
 
 

@@ -88,7 +88,8 @@ def main() -> None:
     mode = (f"{args.method} {json.dumps(settings)} ({'cached' if args.teacher_logits else 'online'} teacher)"
             if args.method else "baseline")
     print(f"training student {args.architecture} ({mode}): {len(x_train)} images, {32 * args.upsample} px, "
-          f"{args.epochs} epochs, {precision}{f', augmented (seed {args.augment_seed})' if args.augment else ''}; "
+          f"{cli.count(args.epochs, 'epoch')}, {precision}"
+          f"{f', augmented (seed {args.augment_seed})' if args.augment else ''}; "
           f"{args.optimizer}, {args.schedule} learning rate, ema {args.ema}, {args.checkpoint} epoch kept; "
           f"device: {train.device_description()}", flush=True)
     callbacks = [views] if views else []  # first: it sets the epoch before the epoch's data is drawn

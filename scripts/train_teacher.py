@@ -40,7 +40,7 @@ def main() -> None:
     arrays = datasets.load_dataset(args.data)
     x_train = arrays["x_train"].astype("float32")
     print(f"training teacher ({args.architecture}, {trained}): "
-          f"{len(x_train)} images, {32 * args.upsample} px, {args.epochs} epochs, weights={weights}, "
+          f"{len(x_train)} images, {32 * args.upsample} px, {cli.count(args.epochs, 'epoch')}, weights={weights}, "
           f"{precision}, {'cached backbone features' if args.cache_features else 'backbone in every step'}"
           f"{f', augmented (seed {args.augment_seed})' if args.augment else ''}; "
           f"{args.optimizer}, {args.schedule} learning rate, ema {args.ema}, {args.checkpoint} epoch kept; "

@@ -117,7 +117,8 @@ def test_closure_follows_every_import_form(tmp_path):
         "kdbench/b.py": "thing = 1\n",
         "kdbench/sub/__init__.py": "from . import helper\n",
         "kdbench/sub/helper.py": "from ..c import x\n",
-        "kdbench/sub/lazy.py": "import importlib\n\ndef room(name):\n    return importlib.import_module(f'kdbench.rooms._{name}')\n",
+        "kdbench/sub/lazy.py": ("import importlib\n\ndef room(name):\n"
+                                "    return importlib.import_module(f'kdbench.rooms._{name}')\n"),
         "kdbench/c.py": "x = 1\n",
         "kdbench/rooms/__init__.py": "",
         "kdbench/rooms/_one.py": "",
