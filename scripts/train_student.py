@@ -27,7 +27,7 @@ def main() -> None:
                              "teacher sees the same views")
     cli.add_training_args(parser)
     args = parser.parse_args()
-    runtime.select(None)  # KERAS_BACKEND (the workflow's train.backend), before keras is imported
+    runtime.select(None, args.deterministic)  # KERAS_BACKEND (the workflow's train.backend), before keras
     hardware.claim_gpus_if_asked()  # before the backend sees a GPU: one free GPU of this machine, locked
     if args.method and not (args.teacher_logits or args.teacher_model):
         raise KdbenchError(f"--method {args.method} needs --teacher-logits or --teacher-model")

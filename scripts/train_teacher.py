@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--augment-seed", type=cli.non_negative_int, default=0, help="the seed of the views")
     cli.add_training_args(parser)
     args = parser.parse_args()
-    runtime.select(None)  # KERAS_BACKEND (the workflow's train.backend), before keras is imported
+    runtime.select(None, args.deterministic)  # KERAS_BACKEND (the workflow's train.backend), before keras
     hardware.claim_gpus_if_asked()  # before the backend sees a GPU: one free GPU of this machine, locked
     weights = None if args.weights.lower() in ("none", "null") else args.weights
 

@@ -25,8 +25,12 @@ def requested() -> str:
     return os.environ.get("KERAS_BACKEND") or DEFAULT
 
 
-def select(backend: str | None) -> str:
-    """Make `backend` Keras's backend (call before keras is imported); None keeps requested()."""
+def select(backend: str | None, deterministic: bool = True) -> str:
+    """Make `backend` Keras's backend (call before keras is imported); None keeps requested().
+
+    deterministic: on JAX, also ask XLA for deterministic GPU ops (read when JAX starts, so set here; XLA's CPU
+    ops are deterministic already). TensorFlow and PyTorch set theirs in configure().
+    """
     backend = backend or requested()
     if backend not in BACKENDS:
         raise KdbenchError(f"backend '{backend}' is not one of {', '.join(BACKENDS)}")
@@ -36,6 +40,9 @@ def select(backend: str | None) -> str:
             raise KdbenchError(f"Keras already runs on {loaded}; choose the backend ({backend}) before importing "
                                "keras (set KERAS_BACKEND)")
     os.environ["KERAS_BACKEND"] = backend
+    flags = os.environ.get("XLA_FLAGS", "")
+    if backend == "jax" and deterministic and "xla_gpu_deterministic_ops" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()
     if importlib.util.find_spec(backend) is None:
         extra = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[backend]
         raise KdbenchError(f"the {LABELS[backend]} backend is not installed: pip install -e '.[{extra}]' "
