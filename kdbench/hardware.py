@@ -1,4 +1,9 @@
-"""What the machine offers: native bf16 (for the precision policy), a GPU (for XLA), its matmul peak."""
+"""What the machine offers: native bf16 (for the precision policy), its GPUs (counted and locked per job), a
+GPU for the backend, its matmul peak.
+
+Nothing here needs TensorFlow: GPUs are counted with nvidia-smi and locked with flock, and what the backend
+sees (has_gpu, matmul_peak_gflops) is asked of kdbench.runtime, the one module that names a backend.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,8 @@ from pathlib import Path
 
 from kdbench import KdbenchError
 
-# TensorFlow and Keras are imported inside the functions: scripts/ import the choices below for --help.
+# Keras and the backend are imported inside the functions: scripts/ import the choices below for --help, and the
+# Snakefile counts GPUs before any job has chosen a backend.
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 JIT_COMPILE = {"auto": "auto", "true": True, "false": False}
@@ -31,7 +37,7 @@ def cpu_flags() -> set[str]:
 
 
 def gpu_count(timeout: float = 10.0) -> int:
-    """NVIDIA GPUs a job started from here can use, without importing TensorFlow (the Snakefile calls it).
+    """NVIDIA GPUs a job started from here can use, without importing a backend (the Snakefile calls it).
 
     Counts the `GPU n:` lines of `nvidia-smi -L` (0 where nvidia-smi is missing, fails or hangs), then
     applies CUDA_VISIBLE_DEVICES as CUDA does: an empty value or `-1` hides every GPU, and the list stops
@@ -80,9 +86,9 @@ def claim_gpus(count: int = 1, lock_dir: str | Path | None = None, wait_seconds:
     """Pin this process to `count` GPUs that no other job on this machine holds: sets CUDA_VISIBLE_DEVICES.
 
     Snakemake limits how many GPU jobs run at once but does not say which GPU each may use, and
-    TensorFlow takes every GPU it sees. Each job therefore takes an exclusive lock (flock, released by
+    TensorFlow and JAX take every GPU they see. Each job therefore takes an exclusive lock (flock, released by
     the kernel when the process ends, even on SIGKILL) on one file per GPU in `lock_dir` (machine-local:
-    the system's temporary folder) and hides the other GPUs. Call it before TensorFlow touches a GPU.
+    the system's temporary folder) and hides the other GPUs. Call it before the backend touches a GPU.
     Waits up to `wait_seconds` for a GPU to come free (another workflow on the same machine may hold them).
     """
     gpus = visible_gpus()
@@ -135,9 +141,10 @@ def claim_gpus_if_asked() -> list[str]:
 
 
 def has_gpu() -> bool:
-    import tensorflow as tf
+    """Whether the backend Keras runs on (TensorFlow, JAX or PyTorch) computes on a GPU."""
+    from kdbench import runtime
 
-    return bool(tf.config.list_physical_devices("GPU"))
+    return runtime.has_gpu()
 
 
 def resolve_precision(precision: str) -> str:
@@ -168,16 +175,7 @@ def jit_compile_flag(value: str) -> bool | str:
 
 
 def matmul_peak_gflops(dtype: str = "float32", size: int = 2048, repeats: int = 5) -> float:
-    """Best achieved GFLOP/s of a size x size matrix multiply: the practical peak of this device."""
-    import tensorflow as tf
+    """Best achieved GFLOP/s of a size x size matrix multiply on the backend's device: its practical peak."""
+    from kdbench import runtime
 
-    a = tf.random.normal((size, size), dtype=tf.float32)
-    a = tf.cast(a, dtype)
-    matmul = tf.function(tf.linalg.matmul)
-    matmul(a, a).numpy()  # trace and warm up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        matmul(a, a).numpy()
-        best = min(best, time.perf_counter() - start)
-    return 2 * size ** 3 / best / 1e9
+    return runtime.matmul_peak_gflops(dtype, size, repeats)

@@ -150,3 +150,60 @@ def test_gpus_are_claimed_only_when_the_workflow_asks(monkeypatch, tmp_path):
     fake_nvidia_smi(monkeypatch, tmp_path, "")  # no GPUs: nothing to claim, whatever is asked
     monkeypatch.setenv(hardware.GPU_LOCKS_ENV, "1")
     assert hardware.claim_gpus_if_asked() == []
+
+
+NO_TENSORFLOW = """
+import sys
+
+
+class NoTensorFlow:  # as on a machine without TensorFlow: importing it fails
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            raise ModuleNotFoundError("No module named 'tensorflow'")
+
+
+sys.meta_path.insert(0, NoTensorFlow())
+from kdbench import hardware
+
+hardware.gpu_count(), hardware.visible_gpus(), hardware.claim_gpus_if_asked()
+print(hardware.resolve_precision("float32"), hardware.jit_compile_flag("auto"))
+"""
+
+
+def run_without_tensorflow(code, **env):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(__import__("conftest").ROOT), **env})
+
+
+def test_gpu_listing_locks_and_flags_work_without_tensorflow():
+    result = run_without_tensorflow(NO_TENSORFLOW, KDBENCH_GPU_LOCKS="")
+    assert result.returncode == 0 and result.stdout.split() == ["float32", "auto"], result.stderr[-2000:]
+
+
+def test_auto_precision_on_jax_needs_no_tensorflow():
+    import importlib.util
+
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("JAX is not installed in this environment")
+    code = NO_TENSORFLOW + "print(hardware.has_gpu(), hardware.resolve_precision('auto'))\n"
+    result = run_without_tensorflow(code, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[2] == "False" and result.stdout.split()[3] in ("float32", "mixed_bfloat16")
+
+
+def test_the_backends_gpu_and_matmul_peak_are_asked_of_kdbench_runtime(monkeypatch):
+    from kdbench import runtime
+
+    monkeypatch.setattr(runtime, "has_gpu", lambda: True)
+    monkeypatch.setattr(runtime, "matmul_peak_gflops", lambda dtype, size, repeats: (dtype, size, repeats))
+    assert hardware.has_gpu() is True
+    assert hardware.matmul_peak_gflops("bfloat16", 64, 2) == ("bfloat16", 64, 2)
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx512_bf16"})
+    assert hardware.resolve_precision("auto") == "float32"  # a GPU: the CPU's bf16 does not matter
+
+
+def test_matmul_peak_is_measured_on_this_backend():
+    assert hardware.matmul_peak_gflops("float32", size=64, repeats=2) > 0
