@@ -84,7 +84,8 @@ class Run:
             return {}
         info = json.loads(path.read_text())
         versions = info.pop("versions", None) or {}
-        flat = {key: value for key, value in info.items() if key not in NOT_SETTINGS}
+        flat = {key: value for key, value in info.items()
+                if key not in NOT_SETTINGS and not key.endswith("_seconds")}  # timings are outcomes too
         flat.update({f"versions.{key}": value for key, value in versions.items()})
         return flat
 
