@@ -8,7 +8,7 @@ cross-entropy weighted by the teacher's target probability and normalises the no
   target    = -mean over images of  t_y * log s_y                 (t, s: softmax at temperature 1)
   nontarget = -gamma * lambda^2 * mean over images of  sum_{i != y} N(t^lambda)_i * log N(s^lambda)_i
   loss      = hard + target + nontarget
-as in the paper's eq. for L_NKD and the authors' code (yzd-v/cls_KD, NKDLoss, which the distiller adds to the
+as the authors' code computes it (yzd-v/cls_KD, NKDLoss, which the distiller adds to the
 student's own cross-entropy at weight 1). The non-target term is a cross-entropy, so its minimum over students is
 gamma * lambda^2 times the entropy of N(t^lambda) (reached when the student's non-target distribution equals the
 teacher's), not 0.

@@ -6,7 +6,7 @@ renormalised, p^gamma / sum(p^gamma) = softmax(z_t / T). Weighted TTM scales eac
 U_gamma(p) = sum_i p_i^gamma, which is larger for a smoother teacher distribution (from 1 for a one-hot p to
 C^(1 - gamma) for a uniform one over C classes):
   loss = CE(labels, student) + beta * mean over images of U_gamma(p) * KL(softmax(z_t / T) || softmax(z_s))
-as the paper's WTTM objective and the authors' code (zkxufo/TTM, distiller_zoo/wttm.py: norm * KL). No T^2
+as the authors' code computes it (zkxufo/TTM, distiller_zoo/wttm.py: norm * KL). No T^2
 factor: the student's logits are not divided by T. U_gamma is computed as exp(logsumexp(gamma * log p)).
 
 Defaults: the paper tunes T and beta per teacher-student pair (its appendix A.4), which this module does not
