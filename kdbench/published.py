@@ -1,11 +1,13 @@
 """Published CIFAR-100 top-1 accuracies of the field's standard teacher -> student pairs, and the protocol they
 were measured under, so that a kdbench run of that protocol can be set beside them (kdbench.report).
 
-Sources (each figure below was checked against them):
+Sources (each figure below was checked against the README of the paper's own code, which lists the paper's
+tables; the paper PDFs themselves were not at hand):
 - CRD: Tian, Krishnan & Isola, "Contrastive Representation Distillation", ICLR 2020, Tables 1 and 2 (teacher,
-  student, KD and CRD; the same figures are in RepDistiller's README, the paper's code).
-- DKD: Zhao, Cui, Song, Qiu & Liang, "Decoupled Knowledge Distillation", CVPR 2022 (the DKD figures as the
-  paper's code, mdistiller, lists them in its README; the paper's teacher, student and KD figures are CRD's).
+  student, KD and CRD), as RepDistiller's README lists them.
+- DKD: Zhao, Cui, Song, Qiu & Liang, "Decoupled Knowledge Distillation", CVPR 2022, the DKD figures as
+  mdistiller's README lists them (the paper's teacher, student and KD figures are CRD's). wrn_40_2 -> wrn_16_2 is
+  76.23 there; some later papers quote 76.24.
   mdistiller's README labels the resnet32x4 -> ShuffleNetV2 column "MobileNet-V2"; its KD figure (74.45) and
   mdistiller's res32x4_shuv2 config say ShuffleNetV2.
 
