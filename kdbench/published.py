@@ -6,8 +6,8 @@ tables; the paper PDFs themselves were not at hand):
 - CRD: Tian, Krishnan & Isola, "Contrastive Representation Distillation", ICLR 2020, Tables 1 and 2 (teacher,
   student, KD and CRD), as RepDistiller's README lists them.
 - DKD: Zhao, Cui, Song, Qiu & Liang, "Decoupled Knowledge Distillation", CVPR 2022, the DKD figures as
-  mdistiller's README lists them (the paper's teacher, student and KD figures are CRD's). wrn_40_2 -> wrn_16_2 is
-  76.23 there; some later papers quote 76.24.
+  mdistiller's README lists them (the paper's teacher, student and KD figures are CRD's); its wrn_40_2 -> wrn_16_2
+  figure, 76.23, is the one to recheck against the paper's table.
   mdistiller's README labels the resnet32x4 -> ShuffleNetV2 column "MobileNet-V2"; its KD figure (74.45) and
   mdistiller's res32x4_shuv2 config say ShuffleNetV2.
 
