@@ -123,30 +123,39 @@ def label(row) -> str:
 PACKAGE = "kdbench"
 
 
-def _module_file(root: Path, module: str) -> Path | None:
-    """The file that defines `module` under `root` (a package's __init__.py), or None."""
-    base = root.joinpath(*module.split("."))
-    for file in (base / "__init__.py", base.with_suffix(".py")):
-        if file.is_file():
-            return file
-    return None
-
-
 def _is_import_module(func: ast.expr) -> bool:
     """importlib.import_module(...) or import_module(...)."""
     return (isinstance(func, ast.Attribute) and func.attr == "import_module") or \
         (isinstance(func, ast.Name) and func.id == "import_module")
 
 
-def _imports(file: Path, module: str) -> tuple[set[str], set[str]]:
+def _statements(tree: ast.AST):
+    """Every statement of a module, nested ones (in functions, classes, if/try/with blocks) included: imports
+    are statements, so the expressions, most of the tree, need no visit."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            stack.extend(child for child in getattr(node, field, None) or [] if isinstance(child, ast.AST))
+
+
+_PARSED: dict[tuple, tuple[frozenset, frozenset]] = {}  # by content: one parse per file version (6 rules share)
+
+
+def _imports(file: Path, module: str) -> tuple[frozenset, frozenset]:
     """(dotted names `file` imports anywhere in it, lazy imports inside functions included; prefixes of
     importlib.import_module(f"...{x}") calls, each standing for every module whose name starts with it).
 
     `from a import b` yields a and a.b (b may be a submodule); relative imports resolve against `module`."""
-    tree = ast.parse(file.read_bytes(), filename=str(file))
+    source = file.read_bytes()
+    key = (hashlib.sha256(source).digest(), module)
+    if key in _PARSED:
+        return _PARSED[key]
+    tree = ast.parse(source, filename=str(file))
     package = module if file.name == "__init__.py" else module.rpartition(".")[0]
     names, prefixes = set(), set()
-    for node in ast.walk(tree):
+    for node in _statements(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -158,14 +167,17 @@ def _imports(file: Path, module: str) -> tuple[set[str], set[str]]:
                 base = node.module or ""
             names.add(base)
             names.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
-        elif isinstance(node, ast.Call) and _is_import_module(node.func) and node.args:
-            argument = node.args[0]
-            if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
-                names.add(argument.value)
-            elif isinstance(argument, ast.JoinedStr) and argument.values and \
-                    isinstance(argument.values[0], ast.Constant):
-                prefixes.add(str(argument.values[0].value))
-    return names, prefixes
+    if b"import_module" in source:  # only then are the expressions worth a walk
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and _is_import_module(node.func) and node.args:
+                argument = node.args[0]
+                if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+                    names.add(argument.value)
+                elif isinstance(argument, ast.JoinedStr) and argument.values and \
+                        isinstance(argument.values[0], ast.Constant):
+                    prefixes.add(str(argument.values[0].value))
+    _PARSED[key] = frozenset(names), frozenset(prefixes)
+    return _PARSED[key]
 
 
 def import_closure(root, script: str) -> list[str]:
@@ -181,13 +193,13 @@ def import_closure(root, script: str) -> list[str]:
     while pending:
         module, file = pending.pop()
         names, prefixes = _imports(file, module)
-        names |= {candidate for prefix in prefixes for candidate in every if candidate.startswith(prefix)}
+        names = names | {candidate for prefix in prefixes for candidate in every if candidate.startswith(prefix)}
         for name in names:
             if not (name == PACKAGE or name.startswith(PACKAGE + ".")):
                 continue
             parts = name.split(".")
             for candidate in (".".join(parts[:i]) for i in range(1, len(parts) + 1)):  # a.b.c runs a, a.b too
-                target = _module_file(root, candidate)
+                target = every.get(candidate)
                 if target is not None and candidate not in found:
                     found[candidate] = target
                     pending.append((candidate, target))
