@@ -155,7 +155,7 @@ def _tiny_data(tmp_path):
 def _train(tmp_path, name, data, *extra):
     out = tmp_path / name
     out.mkdir()
-    result = run_script("train_student.py", "--architecture", "mobilenetv2-cifar", "--data", data, "--epochs", "2",
+    result = run_script("train_student.py", "--architecture", "resnet8", "--data", data, "--epochs", "2",
                         "--batch-size", "8", "--seed", "3", "--precision", "float32", "--augment",
                         "--resume-dir", out / "resume", "--model-out", out / "model.keras",
                         "--history-out", out / "history.csv", "--info-out", out / "train.json", *extra)
