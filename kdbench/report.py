@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from kdbench import methods, plots, published, runs, runtime, stats
+from kdbench import architectures, methods, plots, published, runs, runtime, stats
 from kdbench.config import RECIPE_KEYS
 from kdbench.runs import label
 
@@ -342,6 +342,15 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
+def _teacher_kind(architecture: str, train: dict) -> str:
+    """How a teacher was trained: its backbone frozen or fine-tuned from which weights, or (a network without
+    backbone + head, e.g. the CIFAR zoo's) end to end from random initialisation."""
+    if not architectures.is_backbone_teacher(architecture):
+        return "trained end to end from random init"
+    weights = "random init" if train.get("weights") in (None, "None") else train["weights"]
+    return f"{'fine-tuned' if train.get('train_backbone') else 'frozen'} backbone, weights: {weights}"
+
+
 def run_header(title: str, description: str, data_info: dict, results: pd.DataFrame, trains: list[dict]) -> list[str]:
     """What was run: data, image size, schedule, teachers, seeds, versions and device."""
     source = data_info["source"]
@@ -352,8 +361,7 @@ def run_header(title: str, description: str, data_info: dict, results: pd.DataFr
     seeds = sorted(results.loc[results["role"] != "teacher", "seed"].unique().tolist())
     first_train = trains[0]
     versions = first_train["versions"]
-    teachers = [f"{run['teacher']} ({run['architecture']}, {'fine-tuned' if train.get('train_backbone') else 'frozen'}"
-                f" backbone, weights: {'random init' if train.get('weights') in (None, 'None') else train['weights']})"
+    teachers = [f"{run['teacher']} ({run['architecture']}, {_teacher_kind(run['architecture'], train)})"
                 for run, train in zip(results.to_dict("records"), trains) if run["role"] == "teacher"]
     lines = [f"# kdbench summary: {title}", ""]
     if description:

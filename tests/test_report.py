@@ -404,3 +404,13 @@ def test_the_cost_table_gives_macs_beside_flops_and_reads_records_without_them()
     with_macs = {key: {**value, "cost": {**value["cost"], "macs_per_image": 1.19e9}} for key, value in RECORDS.items()}
     text, _ = summary(with_macs)
     assert re.search(r"\|\s*1\.19\s*\|\s*2\.40\s*\|", text)
+
+
+def test_header_says_how_each_teacher_was_trained():
+    assert report._teacher_kind("resnet50", {"train_backbone": False, "weights": "imagenet"}) == (
+        "frozen backbone, weights: imagenet")
+    assert report._teacher_kind("resnet50", {"train_backbone": True, "weights": None}) == (
+        "fine-tuned backbone, weights: random init")
+    # a CIFAR zoo network has no backbone to freeze or fine-tune
+    assert report._teacher_kind("resnet56", {"train_backbone": True, "weights": None}) == (
+        "trained end to end from random init")
