@@ -82,7 +82,10 @@ class Run:
         path = self.folder / "models" / model / "train.json"
         if not path.is_file():
             return {}
-        info = json.loads(path.read_text())
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise KdbenchError(f"cannot read {path} ({err}); rerun that model's training job to rewrite it") from err
         versions = info.pop("versions", None) or {}
         flat = {key: value for key, value in info.items()
                 if key not in NOT_SETTINGS and not key.endswith("_seconds")}  # timings are outcomes too

@@ -125,3 +125,6 @@ def test_missing_or_unfinished_runs_are_named(tmp_path, capsys):
         compare.compare([a])
     assert launcher.main(["compare", str(a), str(tmp_path / "nowhere")]) == 2
     assert "kdbench compare: error:" in capsys.readouterr().err
+    (a / "models" / "baseline-resnet18-s0" / "train.json").write_text("{cut short")
+    with pytest.raises(KdbenchError, match="cannot read .*baseline-resnet18-s0/train.json"):
+        compare.compare([a, a])
