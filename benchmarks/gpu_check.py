@@ -187,21 +187,25 @@ class GpuMemory:
 
     def _poll(self) -> None:
         while not self._stop.wait(self.interval):
-            for row in self._query("gpu=memory.used"):
-                if row and row[0].isdigit():
-                    self.total_peak = max(self.total_peak, int(row[0]))
-            for row in self._query("compute-apps=pid,used_memory"):
-                if len(row) < 2 or not row[0].isdigit() or not row[1].isdigit():
-                    continue
-                try:
-                    command = Path(f"/proc/{row[0]}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-                except OSError:
-                    continue
-                for kind, pattern in self.PATTERNS:
-                    match = pattern.search(command)
-                    if match:
-                        key = (kind, match.group(1))
-                        self.peaks[key] = max(self.peaks.get(key, 0), int(row[1]))
+            self.sample()
+
+    def sample(self) -> None:
+        """One reading: the GPUs' memory in all, and each job process's."""
+        for row in self._query("gpu=memory.used"):
+            if row and row[0].isdigit():
+                self.total_peak = max(self.total_peak, int(row[0]))
+        for row in self._query("compute-apps=pid,used_memory"):
+            if len(row) < 2 or not row[0].isdigit() or not row[1].isdigit():
+                continue
+            try:
+                command = Path(f"/proc/{row[0]}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            for kind, pattern in self.PATTERNS:
+                match = pattern.search(command)
+                if match:
+                    key = (kind, match.group(1))
+                    self.peaks[key] = max(self.peaks.get(key, 0), int(row[1]))
 
 
 def snakemake(workdir: Path, presets: list[str], overrides: Path) -> list[str]:
@@ -283,10 +287,13 @@ def job_rows(results: Path, memory: dict, peak_tflops: float) -> list[dict]:
             info = _read_json(results / "models" / model / "train.json")
             epochs = _epoch_seconds(results / "models" / model / "history.csv")
             flops = metrics.get("cost", {}).get("flops_per_image")
+            images = train_images
             if info.get("cache_features") and info.get("feature_seconds"):
-                # a frozen teacher: its backbone runs once per image, then only the head trains
+                # a frozen teacher: its backbone runs once on the training and validation images, then only
+                # the head trains (kdbench.teacher)
                 seconds, passes = float(info["feature_seconds"]), 1
-                row["note"] = "backbone features, once (incl. compile)"
+                images = train_images + int(data.get("val_size") or 0)
+                row["note"] = "backbone features of train + val images, once (incl. compile)"
             elif epochs:
                 steady = epochs[1:] or epochs  # the first epoch holds the compilation
                 seconds, passes = statistics.median(steady), TRAINING_PASSES
@@ -294,9 +301,9 @@ def job_rows(results: Path, memory: dict, peak_tflops: float) -> list[dict]:
             else:
                 seconds = None
             if seconds:
-                row["images_per_s"] = train_images / seconds
+                row["images_per_s"] = images / seconds
                 if flops:
-                    row["tflops"] = passes * flops * train_images / seconds / 1e12
+                    row["tflops"] = passes * flops * images / seconds / 1e12
                     row["peak_share"] = row["tflops"] / peak_tflops
             row["precision"] = info.get("precision")
         rows.append(row)

@@ -3,6 +3,7 @@
 import importlib.metadata
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 
@@ -25,7 +26,7 @@ BENCHMARK = "s\th:m:s\tmax_rss\n{seconds}\t0:00:01\t100.0\n"
 def fake_results(results):
     """A finished run's files: a student trained 3 epochs (the first slow: compilation), a frozen teacher on
     cached features, and their evaluations."""
-    write(results / "data" / "dataset.json", json.dumps({"train_size": 1000}))
+    write(results / "data" / "dataset.json", json.dumps({"train_size": 1000, "val_size": 200}))
     write(results / "benchmarks" / "fetch_data.tsv", BENCHMARK.format(seconds=2.5))
     write(results / "benchmarks" / "train" / "student.tsv", BENCHMARK.format(seconds=40.0))
     write(results / "models" / "student" / "history.csv", "epoch,epoch_seconds\n1,20.0\n2,4.0\n3,6.0\n")
@@ -48,8 +49,8 @@ def test_the_table_gives_each_jobs_time_speed_share_of_peak_memory_and_accuracy(
     assert student["images_per_s"] == 1000 / 5.0  # the median epoch after the first (compilation)
     assert student["tflops"] == pytest.approx(3 * 2e9 * 1000 / 5.0 / 1e12)  # forward + backward: 3 passes
     assert student["peak_share"] == pytest.approx(student["tflops"] / 100)
-    teacher = rows["train teacher"]  # cached features: one forward pass per image, the head's epochs aside
-    assert teacher["images_per_s"] == 1000 / 8.0 and teacher["tflops"] == pytest.approx(8e9 * 1000 / 8.0 / 1e12)
+    teacher = rows["train teacher"]  # cached features: one forward pass per train and val image, the head aside
+    assert teacher["images_per_s"] == 1200 / 8.0 and teacher["tflops"] == pytest.approx(8e9 * 1200 / 8.0 / 1e12)
     assert rows["evaluate student"]["test_accuracy"] == 0.4567 and rows["fetch_data"]["wall_s"] == 2.5
     run = {"label": "(b) quick", "rows": list(rows.values()), "stopped": True, "unfinished": 2, "returncode": -15,
            "seconds": 91.26, "gpu_total_mib": 5000}
@@ -68,6 +69,23 @@ def test_gpu_memory_is_attributed_to_jobs_by_their_output_paths():
     for kind, pattern in gpu_check.GpuMemory.PATTERNS:
         match = pattern.search(commands[kind])
         assert match and match.group(1) == ("teacher-frozen" if kind == "teacher_logits" else "kd-s0")
+
+
+def test_gpu_memory_is_read_from_nvidia_smi_per_job_process(tmp_path, monkeypatch):
+    job = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()", "--model-out",
+                            "results/gpu-quick/models/kd-s0/model.keras"], stdin=subprocess.PIPE)
+    try:  # an nvidia-smi that shows 7000 MiB in use, 2500 of them by that job and 99 by a process since gone
+        script = tmp_path / "nvidia-smi"
+        script.write_text(f"""#!/bin/sh
+case "$1" in --query-gpu=*) echo 7000 ;; *) echo "{job.pid}, 2500"; echo "999999999, 99" ;; esac
+""")
+        script.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+        memory = gpu_check.GpuMemory()
+        memory.sample()
+        assert memory.available and memory.peaks == {("train", "kd-s0"): 2500} and memory.total_peak == 7000
+    finally:
+        job.communicate(b"")
 
 
 def test_the_wheels_are_what_the_gpu_image_lacks():
