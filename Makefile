@@ -17,8 +17,9 @@ GPU_EXTRA_torch = torch
 EXTRAS = test$(comma)$(BACKEND_EXTRA)
 comma = ,
 SNAKEMAKE = $(VENV)/bin/snakemake
-# Jobs run on the backend of the config (train.backend); a BACKEND other than the default sets it.
-BACKEND_CONFIG = $(if $(filter tensorflow,$(BACKEND)),,--config train.backend=$(BACKEND))
+# Jobs run on train.backend, which is KERAS_BACKEND where the config leaves it null (the default): a BACKEND
+# other than the default sets that for the run (snakemake's --config takes no dotted keys).
+BACKEND_ENV = $(if $(filter tensorflow,$(BACKEND)),,KERAS_BACKEND=$(BACKEND) )
 
 .PHONY: setup run quick test lint clean
 
@@ -35,10 +36,10 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml
 	touch $@
 
 run: setup  ## the default run (the reference experiment) -> results/reference/summary.md
-	$(SNAKEMAKE) --cores $(CORES) $(BACKEND_CONFIG)
+	$(BACKEND_ENV)$(SNAKEMAKE) --cores $(CORES)
 
 quick: setup  ## the same DAG at CPU size (presets/quick.yaml)
-	$(SNAKEMAKE) --cores $(CORES) --configfile presets/quick.yaml $(BACKEND_CONFIG)
+	$(BACKEND_ENV)$(SNAKEMAKE) --cores $(CORES) --configfile presets/quick.yaml
 
 test: setup
 	$(VENV)/bin/python -m pytest
