@@ -1,26 +1,51 @@
 """The whole DAG on tiny synthetic data, in a temporary directory; dry runs of the other configurations."""
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import ROOT, run_snakemake, write_official_cifar100_archive
 
-from kdbench import datasets
+from kdbench import datasets, runs
 
 TINY = str(ROOT / "presets" / "tiny.yaml")
 IDS = ["teacher-frozen", "teacher-finetuned", "baseline-resnet18-s0", "kd-frozen-resnet18-03efa52d-s0",
        "kd-finetuned-resnet18-03efa52d-s0"]
 
 
+# A sitecustomize on the jobs' PYTHONPATH: each Python process writes, at exit, the kdbench modules it loaded
+# (what test_jobs_load_no_kdbench_module_outside_their_code_hash checks against each rule's code hash).
+RECORD_IMPORTS = """
+import atexit, os, sys
+
+def _record():
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
+    loaded = sorted(m for m in sys.modules if m == "kdbench" or m.startswith("kdbench."))
+    with open(os.path.join(os.environ["KDBENCH_TEST_IMPORTS"], f"{name}-{os.getpid()}.txt"), "w") as handle:
+        handle.write("\\n".join(loaded))
+
+if os.environ.get("KDBENCH_TEST_IMPORTS"):
+    atexit.register(_record)
+"""
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("tiny")
-    result = run_snakemake(workdir, "--configfile", TINY, "--cores", "2")
+    hook, imports = tmp_path_factory.mktemp("record_imports"), tmp_path_factory.mktemp("imports")
+    (hook / "sitecustomize.py").write_text(RECORD_IMPORTS)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")])))
+        patch.setenv("KDBENCH_TEST_IMPORTS", str(imports))
+        result = run_snakemake(workdir, "--configfile", TINY, "--cores", "2")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (workdir / "imports").symlink_to(imports)
     return workdir
 
 
@@ -95,9 +120,16 @@ def test_stage_target_after_complete_run_has_nothing_to_do(tiny_run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+def copy_repository(target):
+    """The repository's code and config, without venvs, results or caches."""
+    skip = shutil.ignore_patterns(".git", ".venv*", "results", ".snakemake", "__pycache__", ".gpu-check", "data",
+                                  ".pytest_cache")
+    shutil.copytree(ROOT, target, ignore=skip)
+
+
 def test_editing_the_distiller_reruns_exactly_what_runs_it(tiny_run, tmp_path):
     repo = tmp_path / "repo"
-    shutil.copytree(ROOT, repo, ignore=shutil.ignore_patterns(".git", ".venv", "results", ".snakemake", "__pycache__"))
+    copy_repository(repo)
     with open(repo / "kdbench" / "distill.py", "a") as handle:
         handle.write("\n# an edit\n")
     result = run_snakemake(tiny_run, "--configfile", TINY, "-n", snakefile=repo / "Snakefile")
@@ -105,6 +137,71 @@ def test_editing_the_distiller_reruns_exactly_what_runs_it(tiny_run, tmp_path):
     counts = job_counts(result)
     assert counts["train_student"] == "3" and counts["evaluate"] == "3" and counts["summarize"] == "1"
     assert "train_teacher" not in counts and "fetch_data" not in counts and "teacher_logits" not in counts
+
+
+def test_jobs_load_no_kdbench_module_outside_their_code_hash(tiny_run):
+    """Every kdbench module a job of the tiny run actually loaded is a file its rule's code hash covers."""
+    seen = set()
+    for record in (tiny_run / "imports").glob("*.txt"):
+        script = record.name.rsplit("-", 1)[0]
+        if not (ROOT / "scripts" / script).is_file():
+            continue  # Snakemake itself (snakemake/__main__.py), or a helper process
+        rule = script[:-3]
+        closure = runs.import_closure(ROOT, f"scripts/{script}")
+        modules = {path[:-len("/__init__.py")].replace("/", ".") if path.endswith("/__init__.py")
+                   else path[:-3].replace("/", ".") for path in closure}
+        loaded = set(record.read_text().split())
+        assert "kdbench.cli" in loaded and loaded <= modules, (rule, sorted(loaded - modules))
+        seen.add(rule)
+    assert seen == {"fetch_data", "train_teacher", "teacher_logits", "train_student", "evaluate", "summarize"}
+
+
+@pytest.mark.parametrize("module, reruns", [
+    ("kdbench/stats.py", {"summarize": "1"}),
+    ("kdbench/train.py", {"train_teacher": "2", "teacher_logits": "2", "train_student": "3", "evaluate": "5",
+                          "summarize": "1"}),
+])
+def test_editing_a_module_reruns_exactly_the_rules_that_import_it(tiny_run, tmp_path, module, reruns):
+    repo = tmp_path / "repo"
+    copy_repository(repo)
+    with open(repo / module, "a") as handle:
+        handle.write("\n# an edit\n")
+    result = run_snakemake(tiny_run, "--configfile", TINY, "-n", snakefile=repo / "Snakefile")
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result)
+    assert {rule: n for rule, n in counts.items() if rule not in ("all", "total")} == reruns, counts
+
+
+def test_job_logs_are_clean_on_this_machine(tiny_run):
+    """No 'failed call to cuInit' error line from TensorFlow's CUDA probe where no GPU exists, no '1 epochs'."""
+    logs = sorted((tiny_run / "results" / "tiny" / "logs").rglob("*.log"))
+    assert len(logs) >= 12
+    for log in logs:
+        text = log.read_text()
+        assert "cuInit" not in text and "1 epochs" not in text, (log.name, text[:2000])
+    assert "1 epoch," in (tiny_run / "results" / "tiny" / "logs" / "train" / f"{IDS[2]}.log").read_text()
+
+
+def test_compare_sets_two_real_runs_side_by_side(tiny_run, tmp_path):
+    """`kdbench compare` on the tiny run and a copy whose students recorded another optimizer."""
+    first = tiny_run / "results" / "tiny"
+    second = tmp_path / "results" / "tiny-sgd"
+    shutil.copytree(first, second, ignore=shutil.ignore_patterns("*.keras", "*.npy", "*.png", "*.npz", "logs"))
+    for info in (second / "models").glob("*-s0/train.json"):
+        info.write_text(json.dumps({**json.loads(info.read_text()), "optimizer": "sgd"}))
+    result = subprocess.run([sys.executable, "-m", "kdbench.launcher", "compare", str(first), str(second),
+                             "--csv", str(tmp_path / "compare.csv")], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0] == "| | tiny | tiny-sgd |"
+    settings = lines[3:lines.index("| **test accuracy (%), mean ± std over seeds** | | |")]
+    assert settings == ["| train.optimizer | adam | sgd |"]  # the teachers' train.json files were not edited
+    accuracy = {line.split(" | ")[0][2:]: line for line in lines if "(n=1)" in line}
+    assert len(accuracy) == 5 and all(line.count("(n=1)") == 2 for line in accuracy.values())
+    paired = [line for line in lines if "(reference)" in line]
+    assert len(paired) == 5 and all("+0.00 points [+0.00, +0.00], exact McNemar test over 40 paired test images, "
+                                    "p = 1: not significant" in line for line in paired)
+    assert pd.read_csv(tmp_path / "compare.csv")["section"].tolist().count("paired") == 5
 
 
 def test_another_preset_writes_its_own_folder(tiny_run):
