@@ -130,7 +130,8 @@ def _recipe_errors(config: dict) -> list[str]:
                         "the run's steps)")
     if train.get("schedule") == "cosine" and train.get("warmup_epochs", 1) >= train["epochs"]:
         messages.append(f"train.warmup_epochs: {train.get('warmup_epochs', 1)} leaves no epoch of cosine decay in "
-                        f"a run of {train['epochs']} epochs; use fewer warm-up epochs (0 is allowed)")
+                        f"a run of {train['epochs']} epoch{'s' * (train['epochs'] != 1)}; use fewer warm-up epochs "
+                        "(0 is allowed)")
     milestones = train.get("lr_milestones", [])
     if train.get("schedule") == "multistep":
         if not milestones:
