@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from conftest import ROOT, run_script
 
-from kdbench import KdbenchError, augment, runtime, train
+from kdbench import KdbenchError, augment, runtime
 from kdbench.datasets import get, make_synthetic, save_dataset
 
 BACKEND = keras.backend.backend()
