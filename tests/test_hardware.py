@@ -170,12 +170,25 @@ print(hardware.resolve_precision("float32"), hardware.jit_compile_flag("auto"))
 """
 
 
-def run_without_tensorflow(code, **env):
+def run_without_tensorflow(code, python=None, **env):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+    return subprocess.run([python or sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(__import__("conftest").ROOT), **env})
+
+
+def jax_python() -> str:
+    """A Python with JAX: this one, else the checkout's JAX venv (make setup BACKEND=jax; CI builds it first)."""
+    import importlib.util
+    import sys
+
+    if importlib.util.find_spec("jax") is not None:
+        return sys.executable
+    venv = __import__("conftest").ROOT / ".venv-jax" / "bin" / "python"
+    if not venv.exists():
+        pytest.skip("JAX is not installed here and there is no .venv-jax (make setup BACKEND=jax)")
+    return str(venv)
 
 
 def test_gpu_listing_locks_and_flags_work_without_tensorflow():
@@ -184,12 +197,8 @@ def test_gpu_listing_locks_and_flags_work_without_tensorflow():
 
 
 def test_auto_precision_on_jax_needs_no_tensorflow():
-    import importlib.util
-
-    if importlib.util.find_spec("jax") is None:
-        pytest.skip("JAX is not installed in this environment")
     code = NO_TENSORFLOW + "print(hardware.has_gpu(), hardware.resolve_precision('auto'))\n"
-    result = run_without_tensorflow(code, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    result = run_without_tensorflow(code, jax_python(), KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split()[2] == "False" and result.stdout.split()[3] in ("float32", "mixed_bfloat16")
 

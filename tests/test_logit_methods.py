@@ -7,7 +7,6 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from kdbench.distill import Distiller, EpochCounter
 from kdbench.methods import METHODS, dist, dkd, kd, nkd, setting_grid, settings_errors, wttm
@@ -132,7 +131,9 @@ def test_dist_matches_the_paper(batch, classes, scale, beta, gamma, tau):
                                rtol=1e-4, atol=1e-5 * tau ** 2)
 
 
+@pytest.mark.tensorflow
 def test_dist_is_zero_for_identical_logits_and_finite_without_spread():
+    tf = pytest.importorskip("tensorflow")  # gradients / casts taken with TensorFlow itself
     labels, student, _ = random_logits(1, 8, 10, 3.0)
     terms = floats(dist.loss_terms(setting_grid("dist", {})[0], labels, student, student))
     assert abs(terms["inter"]) < 1e-5 and abs(terms["intra"]) < 1e-5
@@ -218,7 +219,9 @@ def test_standardized_kd_and_dkd_match_the_paper(batch, classes, scale):
                                rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.tensorflow
 def test_standardize_off_is_the_unchanged_loss_and_on_ignores_logit_scale_and_shift():
+    tf = pytest.importorskip("tensorflow")  # gradients / casts taken with TensorFlow itself
     labels, student, teacher = random_logits(8, 8, 10, 3.0)
     for module, base in ((kd, {"alpha": 0.3, "temperature": 7}),
                          (dkd, {"alpha": 1.0, "beta": 8.0, "temperature": 4, "warmup": 1})):
@@ -237,7 +240,9 @@ def test_standardize_off_is_the_unchanged_loss_and_on_ignores_logit_scale_and_sh
     assert np.isfinite(float(loss)) and np.all(np.isfinite(tape.gradient(loss, flat).numpy()))
 
 
+@pytest.mark.tensorflow
 def test_terms_are_float32_and_finite_from_bfloat16_logits():
+    tf = pytest.importorskip("tensorflow")  # gradients / casts taken with TensorFlow itself
     labels, student, teacher = random_logits(9, 8, 10, 3.0)
     for name, settings in [("dist", {}), ("wttm", {}), ("nkd", {}), ("dkd", {"standardize": True})]:
         terms = METHODS[name].loss_terms(setting_grid(name, settings)[0], labels, tf.cast(student, tf.bfloat16),
@@ -249,6 +254,7 @@ def test_terms_are_float32_and_finite_from_bfloat16_logits():
 # ---------------------------------------------------------------- training on each method
 
 
+@pytest.mark.tensorflow  # _train takes gradients with TensorFlow
 @pytest.mark.parametrize("name,overrides,terms,ratio", [
     ("dist", {}, ["inter", "intra"], 0.7),
     ("wttm", {}, ["wttm"], 0.7),
@@ -263,6 +269,7 @@ def test_training_on_the_method_lowers_its_own_term(name, overrides, terms, rati
         assert values[-1] < ratio * values[0], (term, values[0], values[-1])
 
 
+@pytest.mark.tensorflow  # _train takes gradients with TensorFlow
 @pytest.mark.parametrize("overrides", [{}, {"temperature": 1, "gamma": 1.5}])
 def test_nkd_training_closes_the_gap_to_its_entropy_floor(overrides):
     history, labels, teacher = _train("nkd", overrides, with_batch=True)

@@ -240,6 +240,7 @@ def test_at_takes_cached_teacher_maps_for_teacher_features():
     np.testing.assert_allclose(float(cached), float(online), rtol=1e-6)
 
 
+@pytest.mark.tensorflow
 def test_at_is_zero_for_proportional_maps_and_finite_for_dead_ones():
     tf = pytest.importorskip("tensorflow")  # gradients taken with TensorFlow; the formula tests need none
     rng = np.random.default_rng(8)
@@ -256,6 +257,7 @@ def test_at_is_zero_for_proportional_maps_and_finite_for_dead_ones():
     assert np.isfinite(float(loss)) and np.all(np.isfinite(tape.gradient(loss, dead).numpy()))
 
 
+@pytest.mark.tensorflow
 def test_terms_are_float32_from_bfloat16_features_and_logits():
     tf = pytest.importorskip("tensorflow")  # gradients taken with TensorFlow; the formula tests need none
     labels, student_logits, teacher_logits = logits_batch(9)
@@ -340,6 +342,7 @@ def _train(name: str, overrides: dict, steps: int = 20, lr: float = 1e-2, with_b
     return (history, labels, keras.ops.convert_to_numpy(teacher_logits)) if with_batch else history
 
 
+@pytest.mark.tensorflow
 @pytest.mark.parametrize("name,overrides,terms", [
     ("kd", {}, ["soft"]),
     ("dkd", {}, ["tckd", "nckd"]),
