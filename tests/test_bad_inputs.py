@@ -353,8 +353,11 @@ def test_bad_script_input_fails_cleanly_and_keeps_earlier_outputs(script, flags,
 
 
 def test_a_failing_later_step_keeps_the_earlier_outputs(files, tmp_path):
+    # an HDF5 signature and nothing behind it: past the preflight's content check, so it fails in train_teacher
+    truncated = tmp_path / "truncated.weights.h5"
+    truncated.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
     bad_weights = tmp_path / "weights.yaml"
-    bad_weights.write_text(f"teachers:\n  frozen:\n    weights: {files['garbage']}\n")
+    bad_weights.write_text(f"teachers:\n  frozen:\n    weights: {truncated}\n")
     target = "results/tiny/models/teacher-frozen/model.keras"
     result = run_snakemake(tmp_path, target, "--cores", "1", "--configfile", TINY, bad_weights)
     assert result.returncode != 0
