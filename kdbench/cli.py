@@ -192,7 +192,7 @@ def resume_key(args, *inputs: str | None) -> dict:
     """What a resumed run must share with the run it resumes: every flag but threads and outputs, and
     the sha256 of each input file (so changed data or teacher logits never continue stale weights)."""
     from kdbench.io import sha256_of
-    from kdbench.runtime import resolve_precision  # the backend's GPU check, not TensorFlow's
+    from kdbench.hardware import resolve_precision  # the backend's GPU check (kdbench.runtime), not TensorFlow's
 
     flags = {key: value for key, value in vars(args).items()
              if key not in ("threads", "resume_dir", "model_out", "history_out", "info_out", "tensorboard_dir")}

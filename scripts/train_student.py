@@ -50,7 +50,7 @@ def main() -> None:
         if methods.get(args.method).NEEDS == "features" and not args.teacher_model:
             raise KdbenchError(f"method {args.method} needs the teacher's features: pass --teacher-model")
     train.configure_runtime(args.threads, args.seed, args.deterministic)
-    precision = runtime.set_precision(args.precision)
+    precision = hardware.set_precision(args.precision)
     jit_compile = hardware.jit_compile_flag(args.jit_compile)
     arrays = datasets.load_dataset(args.data)
     x_train, y_train = arrays["x_train"].astype("float32"), arrays["y_train"]

@@ -36,7 +36,7 @@ def main() -> None:
     trained = (f"{'fine-tuned' if args.train_backbone else 'frozen'} backbone"
                if architectures.is_backbone_teacher(args.architecture) else "trained end to end")
     train.configure_runtime(args.threads, args.seed, args.deterministic)
-    precision = runtime.set_precision(args.precision)
+    precision = hardware.set_precision(args.precision)
     arrays = datasets.load_dataset(args.data)
     x_train = arrays["x_train"].astype("float32")
     print(f"training teacher ({args.architecture}, {trained}): "

@@ -88,29 +88,6 @@ def has_gpu() -> bool:
     return _room().has_gpu()
 
 
-def resolve_precision(precision: str) -> str:
-    """kdbench.hardware.resolve_precision on any backend: 'auto' -> mixed_bfloat16 on a CPU with native bf16
-    (AVX512_BF16 or AMX), else float32."""
-    from kdbench import hardware
-
-    if precision not in hardware.PRECISIONS:
-        raise KdbenchError(f"train.precision is '{precision}'; use one of {', '.join(hardware.PRECISIONS)}")
-    if precision != "auto":
-        return precision
-    if not has_gpu() and hardware.cpu_flags() & {"avx512_bf16", "amx_bf16"}:
-        return "mixed_bfloat16"
-    return "float32"
-
-
-def set_precision(precision: str) -> str:
-    """Set Keras's global dtype policy before models are built; returns the policy actually used."""
-    import keras
-
-    policy = resolve_precision(precision)
-    keras.mixed_precision.set_global_policy(policy)
-    return policy
-
-
 def make_dataset(x, targets, batch_size: int, shuffle: bool, seed: int = 0, views=None):
     """The training pipeline (see kdbench.train.make_dataset): tf.data on TensorFlow, else a PyDataset."""
     return _room().make_dataset(x, targets, batch_size, shuffle, seed, views)
