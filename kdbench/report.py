@@ -343,12 +343,11 @@ def _plural(count: int, word: str) -> str:
 
 
 def _teacher_kind(architecture: str, train: dict) -> str:
-    """How a teacher was trained: its backbone frozen or fine-tuned from which weights, or (a network without
-    backbone + head, e.g. the CIFAR zoo's) end to end from random initialisation."""
+    """architectures.teacher_training with where its weights started: a zoo network always from random init."""
+    kind = architectures.teacher_training(architecture, bool(train.get("train_backbone")))
     if not architectures.is_backbone_teacher(architecture):
-        return "trained end to end from random init"
-    weights = "random init" if train.get("weights") in (None, "None") else train["weights"]
-    return f"{'fine-tuned' if train.get('train_backbone') else 'frozen'} backbone, weights: {weights}"
+        return f"{kind} from random init"
+    return f"{kind}, weights: {'random init' if train.get('weights') in (None, 'None') else train['weights']}"
 
 
 def run_header(title: str, description: str, data_info: dict, results: pd.DataFrame, trains: list[dict]) -> list[str]:

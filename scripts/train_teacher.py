@@ -33,8 +33,7 @@ def main() -> None:
 
     architectures.get(args.architecture)  # an unknown name fails before the backend starts work
     teacher.check_options(args.architecture, weights, args.train_backbone, args.cache_features)  # and options
-    trained = (f"{'fine-tuned' if args.train_backbone else 'frozen'} backbone"
-               if architectures.is_backbone_teacher(args.architecture) else "trained end to end")
+    trained = architectures.teacher_training(args.architecture, args.train_backbone)
     train.configure_runtime(args.threads, args.seed, args.deterministic)
     precision = hardware.set_precision(args.precision)
     arrays = datasets.load_dataset(args.data)

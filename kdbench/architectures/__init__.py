@@ -65,6 +65,14 @@ def is_backbone_teacher(architecture: str) -> bool:
     return bool(getattr(get(architecture), "TEACHER", False))
 
 
+def teacher_training(architecture: str, train_backbone: bool) -> str:
+    """How a teacher of `architecture` trains, in words: its backbone frozen or fine-tuned, or (a network without
+    backbone + head, e.g. the CIFAR zoo's) end to end."""
+    if not is_backbone_teacher(architecture):
+        return "trained end to end"
+    return f"{'fine-tuned' if train_backbone else 'frozen'} backbone"
+
+
 def teacher_option_errors(architecture: str, weights, train_backbone: bool, cache_features: bool) -> list[str]:
     """The teacher options `architecture` cannot take, one message each, starting with the config key: an
     architecture without a backbone and head trains end to end from random initialisation, so it has no

@@ -6,7 +6,8 @@ d(u, v) = 1 - Pearson correlation of u and v,
   intra = tau^2 * mean over classes j of d(Y_s[:, j], Y_t[:, j])    (each class's scores across the batch)
   loss  = CE(labels, student) + beta * inter + gamma * intra
 The tau^2 factor on both terms is the authors' code's (hunto/DIST_KD, as in the TTM authors' CIFAR-100 copy of
-it, zkxufo/TTM distiller_zoo/dist.py); whether the paper's printed equations carry it was not checked here. Defaults beta 1, gamma 1, tau 4 are that CIFAR-100 code's (the paper's
+it, zkxufo/TTM distiller_zoo/dist.py); whether the paper's printed equations carry it was not checked here.
+Defaults beta 1, gamma 1, tau 4 are that CIFAR-100 code's (the paper's
 ImageNet runs use tau 1). The intra-class term is a statistic of the whole batch: it depends on the batch size
 (and under tf.distribute it is taken per replica); a batch of one image has no spread, so its intra term is 1.
 """
