@@ -179,7 +179,7 @@ def test_cifar10_zoo_preset_dry_runs_a_competent_teacher_and_small_students(zoo_
     assert f"--source npz --path {SHARED_SLICE}" in fetch
     assert "--train-size 10000 --val-size 2000 --test-size 2000" in fetch
     teacher, = commands(result.stdout, "train_teacher")
-    assert "--architecture resnet56 " in teacher and "--augment " in teacher and "--upsample 1 " in teacher
+    assert "--architecture resnet20 " in teacher and "--augment " in teacher and "--upsample 1 " in teacher
     students = commands(result.stdout, "train_student")
     assert architectures_and_upsampling(result.stdout, "train_student") == {"resnet8": {1}}
     distilled = [line for line in students if "--method" in line]
