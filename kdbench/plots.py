@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -173,7 +174,7 @@ def training_curves_png(histories: dict[str, pd.DataFrame], path,
 
     Panels: cross-entropy on the labels (the `hard_loss` term of a distilled model, else its `loss`);
     the distillation terms (`soft_loss`: T² x KL to the teacher), only when a model logged them, apart
-    from cross-entropy because their scale differs; validation accuracy where the histories have
+    from cross-entropy because their scale differs, a marker per term and a key when there are several; validation accuracy where the histories have
     `val_accuracy` (else training accuracy). Markers on every point, so a one-epoch run is visible.
     Readable up to about ten models: for a sweep, pass the teachers, the baselines and the selected
     setting of each method rather than every grid point.
@@ -182,6 +183,8 @@ def training_curves_png(histories: dict[str, pd.DataFrame], path,
     colours = dict(zip(names, _colours(len(names))))
     styles = dict(zip(names, _line_styles(len(names))))
     distilled = [name for name in names if any(term in histories[name] for term in distillation_terms)]
+    logged = [term for term in distillation_terms if any(term in histories[name] for name in distilled)]
+    markers = dict(zip(logged, itertools.cycle("osD^vPX*<>")))  # one marker per term, a colour per model
     validation = any("val_accuracy" in history for history in histories.values())
     panels = ["cross-entropy"] + (["distillation"] if distilled else []) + ["accuracy"]
     figure, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.0), squeeze=False,
@@ -195,15 +198,20 @@ def training_curves_png(histories: dict[str, pd.DataFrame], path,
         cross_entropy = history["hard_loss"] if "hard_loss" in history else history["loss"]
         axes["cross-entropy"].plot(epochs, cross_entropy, **style)
         if name in distilled:
-            for term, marker in zip(distillation_terms, ("o", "s", "^", "D")):
+            for term in distillation_terms:
                 if term in history:
-                    axes["distillation"].plot(epochs, history[term], **{**style, "marker": marker})
+                    axes["distillation"].plot(epochs, history[term], **{**style, "marker": markers[term]})
         accuracy = "val_accuracy" if validation else "accuracy"
         if accuracy in history:
             axes["accuracy"].plot(epochs, 100 * history[accuracy], **style)
     axes["cross-entropy"].set_ylabel("training cross-entropy on the labels")
     if distilled:
-        axes["distillation"].set_ylabel("training distillation loss (" + ", ".join(distillation_terms) + ")")
+        axes["distillation"].set_ylabel("training distillation loss" + (f" ({logged[0]})" if len(logged) == 1 else
+                                                                           " (marker: term)"))
+        if len(logged) > 1:
+            axes["distillation"].legend(
+                handles=[Line2D([], [], color="0.3", linestyle="none", marker=markers[term], label=term)
+                         for term in logged], fontsize=7, loc="upper right", ncols=2, framealpha=0.8)
         values = np.concatenate([line.get_ydata() for line in axes["distillation"].lines]).astype(float)
         values = values[np.isfinite(values)]
         if len(values) and values.min() > 0 and values.max() / values.min() > 100:  # e.g. fitnets' hint beside KL

@@ -90,6 +90,28 @@ def test_training_curves_keep_the_kd_terms_apart_and_show_validation_accuracy(fi
     assert list(cross_entropy.get_xticks()) == [1, 2, 3]
 
 
+def test_every_methods_terms_are_drawn_with_a_marker_per_term_and_a_key(figures):
+    def logged(**terms):
+        frame = history(3, validation=True)
+        frame["hard_loss"] = frame["loss"]
+        for term, scale in terms.items():
+            frame[term] = scale * 0.8 ** frame["epoch"]
+        return frame
+    terms = ["inter_loss", "intra_loss", "nckd_loss", "soft_loss", "tckd_loss", "wttm_loss"]
+    plots.training_curves_png({"kd": logged(soft_loss=6.0), "dkd": logged(tckd_loss=1.0, nckd_loss=8.0),
+                               "dist": logged(inter_loss=0.5, intra_loss=0.7), "wttm": logged(wttm_loss=2.0)},
+                              "unused.png", distillation_terms=terms)
+    distillation = figures[0].axes[1]
+    assert len(distillation.lines) == 6  # all six terms, none dropped
+    kd_line = distillation.lines[0]
+    np.testing.assert_allclose(kd_line.get_ydata(), 6.0 * 0.8 ** np.arange(1, 4))
+    key = {text.get_text(): handle.get_marker()
+           for text, handle in zip(distillation.get_legend().get_texts(), distillation.get_legend().legend_handles)}
+    assert sorted(key) == sorted(terms) and len(set(key.values())) == 6
+    assert kd_line.get_marker() == key["soft_loss"]
+    assert distillation.get_ylabel() == "training distillation loss (marker: term)"
+
+
 def test_without_distilled_models_there_is_no_distillation_panel(figures):
     plots.training_curves_png({"baseline": history(2)}, "unused.png")
     assert [axis.get_ylabel() for axis in figures[0].axes] == ["training cross-entropy on the labels",
