@@ -211,7 +211,7 @@ def training_curves_png(histories: dict[str, pd.DataFrame], path,
         if len(logged) > 1:
             axes["distillation"].legend(
                 handles=[Line2D([], [], color="0.3", linestyle="none", marker=markers[term], label=term)
-                         for term in logged], fontsize=7, loc="upper right", ncols=2, framealpha=0.8)
+                         for term in logged], fontsize=7, loc="best", ncols=2, framealpha=0.8)
         values = np.concatenate([line.get_ydata() for line in axes["distillation"].lines]).astype(float)
         values = values[np.isfinite(values)]
         if len(values) and values.min() > 0 and values.max() / values.min() > 100:  # e.g. fitnets' hint beside KL

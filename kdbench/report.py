@@ -107,25 +107,77 @@ def select_settings(results: pd.DataFrame) -> dict[tuple[str, str, str], str]:
     return chosen
 
 
-def compare_to_baseline(results: pd.DataFrame, config: str, correct: dict[str, np.ndarray]) -> list[dict]:
-    """A distilled config against the baseline of the same student, seed by seed (same initial weights and
-    batch order): a paired t-test over two or more seeds, plus McNemar pooled over their test images; with
-    one seed, McNemar over its test images only."""
-    distilled = results[results["config"] == config].set_index("seed")
-    student = distilled["student"].iloc[0]
-    baseline = results[(results["role"] == "baseline") & (results["student"] == student)].set_index("seed")
-    seeds = sorted(set(distilled.index) & set(baseline.index))
+def paired_comparisons(a: pd.DataFrame, b: pd.DataFrame, correct: dict[str, np.ndarray]) -> list[dict]:
+    """The runs of config a against those of config b, seed by seed (same initial weights and batch order): a
+    paired t-test over two or more shared seeds, plus McNemar pooled over their test images; with one seed,
+    McNemar over its test images only."""
+    a, b = a.set_index("seed"), b.set_index("seed")
+    seeds = sorted(set(a.index) & set(b.index))
     comparisons = []
     if len(seeds) >= 2:
-        comparisons.append(stats.paired_seed_comparison(distilled.loc[seeds, "test_accuracy"].tolist(),
-                                                        baseline.loc[seeds, "test_accuracy"].tolist()))
-    pairs = [(correct[distilled.loc[s, "id"]], correct[baseline.loc[s, "id"]]) for s in seeds
-             if distilled.loc[s, "id"] in correct and baseline.loc[s, "id"] in correct]
+        comparisons.append(stats.paired_seed_comparison(a.loc[seeds, "test_accuracy"].tolist(),
+                                                        b.loc[seeds, "test_accuracy"].tolist()))
+    pairs = [(correct[a.loc[s, "id"]], correct[b.loc[s, "id"]]) for s in seeds
+             if a.loc[s, "id"] in correct and b.loc[s, "id"] in correct]
     if len(pairs) == 1:
         comparisons.append(stats.paired_comparison(*pairs[0]))
     elif pairs:
         comparisons.append(stats.pooled_mcnemar(pairs))
     return comparisons
+
+
+def compare_to_baseline(results: pd.DataFrame, config: str, correct: dict[str, np.ndarray]) -> list[dict]:
+    """A distilled config against the baseline of the same student (paired_comparisons)."""
+    distilled = results[results["config"] == config]
+    student = distilled["student"].iloc[0]
+    return paired_comparisons(distilled, results[(results["role"] == "baseline") & (results["student"] == student)],
+                              correct)
+
+
+def methods_markdown(results: pd.DataFrame, table: pd.DataFrame, chosen: dict, correct: dict,
+                     level: float = 0.05) -> list[str]:
+    """Every pair of methods (their selected settings) distilled from the same teacher into the same student.
+
+    The better mean test accuracy first, so differences read as gains; each pair's paired test
+    (paired_comparisons: t over seeds, else McNemar) with its p adjusted for the number of pairs in the group
+    (Benjamini-Hochberg: with ten pairs, one p below 0.05 by chance is likely). Markdown lines, one table per
+    (teacher, student) that has two or more methods.
+    """
+    from scipy import stats as scipy_stats
+
+    means = table.set_index("config")
+    lines = []
+    groups = {}
+    for (teacher, student, _), config in chosen.items():
+        groups.setdefault((teacher, student), []).append(config)
+    for (teacher, student), configs in groups.items():
+        if len(configs) < 2:
+            continue
+        configs = sorted(configs, key=lambda c: -means.loc[c, "test_accuracy"])
+        rows, p_values = [], []
+        for i, better in enumerate(configs):
+            for worse in configs[i + 1:]:
+                first = next(iter(paired_comparisons(results[results["config"] == better],
+                                                     results[results["config"] == worse], correct)), None)
+                if first is None:
+                    continue
+                p_values.append(first["p_value"])
+                rows.append({"better": better, "worse": worse, **first})
+        if not rows:
+            continue
+        finite = [p for p in p_values if np.isfinite(p)]
+        adjusted = iter(scipy_stats.false_discovery_control(finite) if finite else [])
+        short = {c: means.loc[c, "label"].removesuffix(f" {teacher} -> {student}") for c in configs}
+        cells = []
+        for row in rows:
+            p_adjusted = next(adjusted) if np.isfinite(row["p_value"]) else float("nan")
+            cells.append({"method": short[row["better"]], "against": short[row["worse"]],
+                          "difference (points)": f"{100 * row['difference']:+.2f}",
+                          "95% CI": f"[{100 * row['ci_low']:+.2f}, {100 * row['ci_high']:+.2f}]",
+                          "test": row["test"], "p": f"{row['p_value']:.3g}", "adjusted p": f"{p_adjusted:.3g}",
+                          f"separated at {level:g}": "yes" if p_adjusted < level else "no"})
+        lines += [f"### {teacher} -> {student}", "", _markdown(cells, left=2), ""]
+    return lines
 
 
 def model_warnings(results: pd.DataFrame, predictions: dict[str, np.ndarray], train_losses: dict[str, float | None],
@@ -177,11 +229,12 @@ def _optional(value, fmt: str) -> str:
     return "" if value is None or pd.isna(value) else format(value, fmt)
 
 
-def _markdown(rows: list[dict]) -> str:
-    """A table whose cells are printed as written (tabulate would re-parse '12.00' into '12')."""
+def _markdown(rows: list[dict], left: int = 1) -> str:
+    """A table whose cells are printed as written (tabulate would re-parse '12.00' into '12'); the first
+    `left` columns (names) aligned left, the rest (numbers) right."""
     frame = pd.DataFrame(rows)
     return frame.to_markdown(index=False, disable_numparse=True,
-                             colalign=["left"] + ["right"] * (len(frame.columns) - 1))
+                             colalign=["left"] * left + ["right"] * (len(frame.columns) - left))
 
 
 def reference_matches(data_info: dict, results: pd.DataFrame, first_train: dict) -> bool:
@@ -462,6 +515,13 @@ def build_summary(title: str, description: str, data_info: dict, results: pd.Dat
     verdicts = verdict_lines(results, table, chosen, correct)
     if verdicts:
         lines += ["## Does distillation beat the baseline?", "", *verdicts, ""]
+    against = methods_markdown(results, table, chosen, correct)
+    if against:
+        lines += ["## Which method helps most?", "", "Each pair of methods with the same teacher and student (the "
+                  "setting each selected on validation), the one with the higher mean test accuracy first; "
+                  "'adjusted p' corrects for the number of pairs compared (Benjamini-Hochberg), and 'separated' "
+                  "means adjusted p < 0.05. A pair not separated is not shown to differ: it may still differ by "
+                  "less than these seeds can detect.", "", *against]
     lines += ["## Cost", "", "Latency and throughput are measured on this run's device by the evaluate step; "
               "training time and peak memory come from the training jobs.", "", cost_markdown(table), ""]
     for (teacher, student, method), config in chosen.items():

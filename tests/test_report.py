@@ -112,6 +112,35 @@ def test_single_seed_uses_paired_test_over_images():
     assert "the only setting run" in text and "selected on validation" not in text
 
 
+def test_methods_are_compared_pairwise_with_p_adjusted_for_the_number_of_pairs():
+    from scipy import stats as scipy_stats
+    accuracies = {"kd": [0.60, 0.62, 0.64], "dkd": [0.70, 0.64, 0.73], "nkd": [0.70, 0.71, 0.75],
+                  "wttm": [0.61, 0.63, 0.65]}  # wttm: kd + 1 point on every seed
+    table = pd.concat([RUNS.iloc[:4]] + [pd.DataFrame(
+        [run_row(f"{m}-s{s}", m, "distilled", s, "frozen", m, SETTING) for s in range(3)]) for m in accuracies])
+    records = {key: value for key, value in RECORDS.items() if key in set(table["id"])}
+    for m, values in accuracies.items():
+        records.update({f"{m}-s{s}": record(f"{m}-s{s}", acc, 0.7, "distilled", s, SETTING)
+                        for s, acc in enumerate(values)})
+    text, _ = summary(records, table)
+    against = section(text, "Which method helps most?")
+    assert "### frozen -> resnet18" in against
+    lines = [[cell.strip() for cell in line.strip("|").split("|")] for line in against.splitlines()
+             if line.startswith("| ")]
+    rows = {(cells[0].split(" (")[0], cells[1].split(" (")[0]): cells for cells in lines[1:]}  # after the header
+    order = ["nkd", "dkd", "wttm", "kd"]  # by mean test accuracy, the higher first
+    assert list(rows) == [(a, b) for i, a in enumerate(order) for b in order[i + 1:]]
+    tested = [pair for pair in rows if pair != ("wttm", "kd")]
+    p_values = [scipy_stats.ttest_rel(accuracies[a], accuracies[b]).pvalue for a, b in tested]
+    for (a, b), p, q in zip(tested, p_values, scipy_stats.false_discovery_control(p_values)):
+        cells = rows[(a, b)]
+        assert cells[2] == f"{100 * np.mean(np.subtract(accuracies[a], accuracies[b])):+.2f}"
+        assert (cells[5], cells[6], cells[7]) == (f"{p:.3g}", f"{q:.3g}", "yes" if q < 0.05 else "no")
+    assert rows[("nkd", "kd")][7] == "yes" and rows[("nkd", "dkd")][7] == "no"
+    # the same gain on every seed: no spread, so the t-test gives no p and the pair is not called separated
+    assert rows[("wttm", "kd")][2:4] == ["+1.00", "[+1.00, +1.00]"] and rows[("wttm", "kd")][5:] == ["nan", "nan", "no"]
+
+
 def test_summary_marks_synthetic_data_and_says_epochs_right():
     table = RUNS.iloc[[0]]
     one_epoch = record("teacher-frozen", 0.1, 0.1, "teacher")
