@@ -120,6 +120,16 @@ def test_stage_target_after_complete_run_has_nothing_to_do(tiny_run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+def test_adding_a_seed_to_a_finished_run_schedules_only_the_new_runs(tiny_run, tmp_path):
+    (tmp_path / "two-seeds.yaml").write_text("seeds: [0, 1]\n")  # --config would pass the seeds as strings
+    result = run_snakemake(tiny_run, "--configfile", TINY, str(tmp_path / "two-seeds.yaml"), "--cores", "2", "-n")
+    assert result.returncode == 0, result.stderr[-3000:]
+    # the seed-1 baseline and both distilled students, their evaluations, then the runs table and summary again;
+    # the teachers and their logits are reused
+    assert job_counts(result) == {"train_student": "3", "evaluate": "3", "runs_table": "1", "summarize": "1",
+                                  "all": "1", "total": "9"}
+
+
 def copy_repository(target):
     """The repository's code and config, without venvs, results or caches."""
     skip = shutil.ignore_patterns(".git", ".venv*", "results", ".snakemake", "__pycache__", ".gpu-check", "data",
