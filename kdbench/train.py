@@ -301,7 +301,9 @@ def averaged_weights(model):
              zip(optimizer._trainable_variables, optimizer._model_variables_moving_average) if average is not None]
     live = [keras.ops.convert_to_numpy(variable) for variable, _ in pairs]
     for variable, average in pairs:
-        variable.assign(average)
+        # a copy: on JAX, assign() would share the average's buffer with the variable, and the next predict or
+        # train step donates (deletes) the variable's buffer, the average's with it
+        variable.assign(keras.ops.convert_to_numpy(average))
     try:
         yield
     finally:

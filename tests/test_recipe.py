@@ -33,7 +33,7 @@ def _compile(model, **recipe_options):
 
 
 def _weights(model):
-    return [w.numpy().copy() for w in model.trainable_weights]
+    return [keras.ops.convert_to_numpy(w).copy() for w in model.trainable_weights]
 
 
 # --- optimizer and schedule ---------------------------------------------------------------------------------
@@ -216,11 +216,11 @@ class _Record(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         if self.model.optimizer.built:
             self.start[epoch] = (_weights(self.model),
-                                 [a.numpy().copy() for a in self.model.optimizer._model_variables_moving_average])
+                                 [keras.ops.convert_to_numpy(a).copy() for a in self.model.optimizer._model_variables_moving_average])
 
     def on_epoch_end(self, epoch, logs=None):
         self.live[epoch] = _weights(self.model)
-        self.average[epoch] = [a.numpy().copy() for a in self.model.optimizer._model_variables_moving_average]
+        self.average[epoch] = [keras.ops.convert_to_numpy(a).copy() for a in self.model.optimizer._model_variables_moving_average]
 
 
 def test_ema_weights_are_validated_every_epoch_and_saved(tmp_path):
