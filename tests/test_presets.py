@@ -89,7 +89,7 @@ def test_methods_preset_runs_every_method_against_both_teachers_over_three_seeds
 
 
 # The CIFAR zoo presets: one teacher each, so their job counts are checked here rather than in STACKS
-ZOO_PRESETS = {"crd.yaml", "cifar10-zoo.yaml"}
+ZOO_PRESETS = {"crd.yaml", "cifar10-zoo.yaml", "backend-agreement.yaml"}
 SHARED_SLICE = "../shared/data/cifar10-seed-subset.npz"
 
 
@@ -113,10 +113,10 @@ def zoo_dry_run(tmp_path_factory):
                         x_test=np.zeros((2000, 32, 32, 3), np.uint8), y_test=np.zeros(2000, np.uint8))
     done = {}
 
-    def run(name):
-        if name not in done:
-            done[name] = run_snakemake(workdir, "-n", "-p", "--configfile", PRESETS / name)
-        return done[name]
+    def run(*names):
+        if names not in done:
+            done[names] = run_snakemake(workdir, "-n", "-p", "--configfile", *(PRESETS / name for name in names))
+        return done[names]
     return run
 
 
@@ -187,3 +187,14 @@ def test_cifar10_zoo_preset_dry_runs_a_competent_teacher_and_small_students(zoo_
     assert {re.search(r"--method (\S+)", line)[1] for line in distilled} == {"kd", "dkd", "dist", "wttm", "nkd"}
     assert all("--augment " in line and "--checkpoint best " in line for line in [teacher, *students])
     assert {re.search(r"--seed (\d+)", line)[1] for line in students} == {"0", "1", "2"}
+
+
+def test_backend_agreement_preset_shrinks_the_zoo_run_to_baseline_and_kd(zoo_dry_run):
+    result = zoo_dry_run("cifar10-zoo.yaml", "backend-agreement.yaml")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    counts = job_counts(result.stdout)
+    assert counts["train_teacher"] == 1 and counts["train_student"] == 3 * 2  # 3 seeds x (baseline, kd)
+    fetch, = commands(result.stdout, "fetch_data")
+    assert "--train-size 4000 --val-size 1000 --test-size 1000" in fetch
+    assert all("--epochs 8 " in line for line in commands(result.stdout, "train_student"))
+    assert "results/backend-agreement/summary.md" in result.stdout
