@@ -154,23 +154,23 @@ def methods_markdown(results: pd.DataFrame, table: pd.DataFrame, chosen: dict, c
         if len(configs) < 2:
             continue
         configs = sorted(configs, key=lambda c: -means.loc[c, "test_accuracy"])
-        rows, p_values = [], []
+        rows = []
         for i, better in enumerate(configs):
             for worse in configs[i + 1:]:
                 first = next(iter(paired_comparisons(results[results["config"] == better],
                                                      results[results["config"] == worse], correct)), None)
-                if first is None:
-                    continue
-                p_values.append(first["p_value"])
-                rows.append({"better": better, "worse": worse, **first})
+                if first is not None:
+                    rows.append({"better": better, "worse": worse, **first})
         if not rows:
             continue
-        finite = [p for p in p_values if np.isfinite(p)]
-        adjusted = iter(scipy_stats.false_discovery_control(finite) if finite else [])
+        p_values = np.array([row["p_value"] for row in rows], float)
+        tested = np.isfinite(p_values)  # a pair without spread has no p, and takes no part in the adjustment
+        adjusted = np.full(len(rows), np.nan)
+        if tested.any():
+            adjusted[tested] = scipy_stats.false_discovery_control(p_values[tested])
         short = {c: means.loc[c, "label"].removesuffix(f" {teacher} -> {student}") for c in configs}
         cells = []
-        for row in rows:
-            p_adjusted = next(adjusted) if np.isfinite(row["p_value"]) else float("nan")
+        for row, p_adjusted in zip(rows, adjusted):
             cells.append({"method": short[row["better"]], "against": short[row["worse"]],
                           "difference (points)": f"{100 * row['difference']:+.2f}",
                           "95% CI": f"[{100 * row['ci_low']:+.2f}, {100 * row['ci_high']:+.2f}]",
