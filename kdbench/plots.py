@@ -175,7 +175,8 @@ def training_curves_png(histories: dict[str, pd.DataFrame], path,
     Panels: cross-entropy on the labels (the `hard_loss` term of a distilled model, else its `loss`);
     the distillation terms (`soft_loss`: T² x KL to the teacher), only when a model logged them, apart
     from cross-entropy because their scale differs, a marker per term and a key when there are several;
-    validation accuracy where the histories have `val_accuracy` (else training accuracy). Markers on every point, so a one-epoch run is visible.
+    validation accuracy where the histories have `val_accuracy` (else training accuracy). Markers on every
+    point, so a one-epoch run is visible.
     Readable up to about ten models: for a sweep, pass the teachers, the baselines and the selected
     setting of each method rather than every grid point.
     """
