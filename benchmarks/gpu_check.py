@@ -223,8 +223,8 @@ def run_workflow(folder: Path, workdir: Path, name: str, presets: list[str], set
     shutil.rmtree(workdir / "results" / name, ignore_errors=True)
     # greedy scheduler: the ILP one needs PuLP, not carried; no lock: a run cut at its limit leaves one behind
     command = [*snakemake(workdir, presets, overrides), "--cores", str(cores), "--scheduler", "greedy", "--nolock"]
-    if jobs_per_gpu:  # a gpu resource given here: Snakemake lets that many GPU jobs run, no GPU locks
-        command += ["--resources", f"gpu={jobs_per_gpu}"]
+    if jobs_per_gpu:  # the config's own switch: that many jobs share the GPU, each in a locked slot
+        command += ["--config", f"gpu_jobs_per_device={jobs_per_gpu}"]  # last: --config takes every word after it
     print(f"\n== {name}: {' '.join(command[1:])}", flush=True)
     workdir.mkdir(parents=True, exist_ok=True)
     log = (folder / f"{name}.snakemake.log").open("w")

@@ -79,16 +79,19 @@ def visible_gpus(timeout: float = 10.0) -> list[str]:
 
 
 GPU_LOCKS_ENV = "KDBENCH_GPU_LOCKS"  # set by the workflow for local runs on a machine with GPUs
+GPU_SLOTS_ENV = "KDBENCH_GPU_SLOTS"  # how many jobs may share one GPU (the config's gpu_jobs_per_device)
 _held_locks: list = []  # open lock files: the kernel releases them when this process ends, however it ends
 
 
-def claim_gpus(count: int = 1, lock_dir: str | Path | None = None, wait_seconds: float = 60.0) -> list[str]:
+def claim_gpus(count: int = 1, lock_dir: str | Path | None = None, wait_seconds: float = 60.0,
+               jobs_per_gpu: int = 1) -> list[str]:
     """Pin this process to `count` GPUs that no other job on this machine holds: sets CUDA_VISIBLE_DEVICES.
 
     Snakemake limits how many GPU jobs run at once but does not say which GPU each may use, and
     TensorFlow and JAX take every GPU they see. Each job therefore takes an exclusive lock (flock, released by
-    the kernel when the process ends, even on SIGKILL) on one file per GPU in `lock_dir` (machine-local:
-    the system's temporary folder) and hides the other GPUs. Call it before the backend touches a GPU.
+    the kernel when the process ends, even on SIGKILL) on a file per GPU in `lock_dir` (machine-local:
+    the system's temporary folder) and hides the other GPUs. Each GPU has `jobs_per_gpu` such slots; jobs fill
+    every GPU's first slot before any second one. Call it before the backend touches a GPU.
     Waits up to `wait_seconds` for a GPU to come free (another workflow on the same machine may hold them).
     """
     gpus = visible_gpus()
@@ -101,23 +104,29 @@ def claim_gpus(count: int = 1, lock_dir: str | Path | None = None, wait_seconds:
     folder.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + wait_seconds
     while True:
-        taken = []
-        for gpu in gpus:
-            handle = open(folder / f"gpu-{re.sub(r'[^A-Za-z0-9_-]', '_', gpu)}.lock", "a")
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                handle.close()
-                continue
-            taken.append((gpu, handle))
+        taken = {}
+        for slot in range(max(1, jobs_per_gpu)):
+            for gpu in gpus:
+                if gpu in taken:
+                    continue
+                name = re.sub(r"[^A-Za-z0-9_-]", "_", gpu) + (f".{slot}" if slot else "")
+                handle = open(folder / f"gpu-{name}.lock", "a")
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    handle.close()
+                    continue
+                taken[gpu] = handle
+                if len(taken) == count:
+                    break
             if len(taken) == count:
                 break
         if len(taken) == count:
-            _held_locks.extend(handle for _, handle in taken)
-            claimed = [gpu for gpu, _ in taken]
+            _held_locks.extend(taken.values())
+            claimed = sorted(taken, key=gpus.index)
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(claimed)
             return claimed
-        for _, handle in taken:
+        for handle in taken.values():
             handle.close()
         if time.monotonic() >= deadline:
             raise KdbenchError(f"no free GPU among {', '.join(gpus)} after {wait_seconds:.0f} s: other jobs hold "
@@ -128,16 +137,50 @@ def claim_gpus(count: int = 1, lock_dir: str | Path | None = None, wait_seconds:
 def claim_gpus_if_asked() -> list[str]:
     """claim_gpus() when the workflow asked for it (local runs with GPUs set KDBENCH_GPU_LOCKS), else nothing.
 
-    The variable's value is the number of GPUs this job may take (the rule's gpu resource).
+    The variable's value is the number of GPUs this job may take (the rule's gpu resource); KDBENCH_GPU_SLOTS
+    how many jobs may share each GPU.
     """
     wanted = os.environ.get(GPU_LOCKS_ENV, "")
     if not wanted or wanted == "0":
         return []
+    count, jobs_per_gpu = (_positive(os.environ.get(name, "")) for name in (GPU_LOCKS_ENV, GPU_SLOTS_ENV))
+    return claim_gpus(count, jobs_per_gpu=jobs_per_gpu)
+
+
+def _positive(text: str) -> int:
     try:
-        count = max(1, int(wanted))
+        return max(1, int(text))
     except ValueError:
-        count = 1
-    return claim_gpus(count)
+        return 1
+
+
+def gpu_sharing_env(backend: str, jobs_per_gpu: int) -> dict[str, str]:
+    """Environment that lets `jobs_per_gpu` jobs share one GPU's memory, set before the backend starts.
+
+    TensorFlow and JAX take most of a GPU's memory at start by default (PyTorch's caching allocator grows on
+    demand). One job per GPU keeps those defaults. Several: TensorFlow grows its memory as needed; JAX
+    preallocates its share, 0.9 / jobs (a share, not growth: XLA's allocator fragments less than growing);
+    PyTorch is capped at the same share in kdbench.runtime's configure() (PYTORCH_CUDA_ALLOC_CONF cannot cap it).
+    """
+    if jobs_per_gpu <= 1:
+        return {}
+    share = f"{0.9 / jobs_per_gpu:.3f}"
+    if backend == "tensorflow":
+        return {"TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    if backend == "jax":
+        return {"XLA_PYTHON_CLIENT_PREALLOCATE": "true", "XLA_PYTHON_CLIENT_MEM_FRACTION": share}
+    return {"KDBENCH_TORCH_MEMORY_FRACTION": share}
+
+
+def local_gpu_jobs(gpus: int, jobs_per_gpu: int, backend: str, environ=os.environ) -> tuple[int, dict[str, str]]:
+    """A local run on `gpus` GPUs: how many GPU jobs may run at once, and the environment each job gets.
+
+    Each job locks a GPU slot of its own (claim_gpus_if_asked); with several jobs per GPU their memory is
+    shared (gpu_sharing_env), except for a variable the user has set already, which wins.
+    """
+    env = {GPU_LOCKS_ENV: "1", GPU_SLOTS_ENV: str(jobs_per_gpu)}
+    env.update({name: value for name, value in gpu_sharing_env(backend, jobs_per_gpu).items() if name not in environ})
+    return gpus * jobs_per_gpu, env
 
 
 def has_gpu() -> bool:

@@ -36,9 +36,9 @@ if config["train"]["backend"] != "tensorflow" or "KERAS_BACKEND" in os.environ:
     _env += f"export KERAS_BACKEND={shlex.quote(config['train']['backend'])}; "
 shell.prefix(_env)
 
-# Local runs on a machine with N GPUs: at most N GPU jobs at once, each locking a GPU of its own before
-# TensorFlow starts (Snakemake counts GPUs but assigns none). Without GPUs, or on a cluster, only cores
-# (or SLURM) limit the jobs; `--resources gpu=K` on the command line still wins.
+# Local runs on a machine with N GPUs: at most N x gpu_jobs_per_device GPU jobs at once, each locking a GPU
+# slot of its own before the backend starts (Snakemake counts GPUs but assigns none). Without GPUs, or on a
+# cluster, only cores (or SLURM) limit the jobs; `--resources gpu=K` on the command line still wins.
 # At parse time no executor is known yet (local_exec is always true then): a run without --jobs is local.
 if (
     workflow.is_main_process
@@ -47,8 +47,17 @@ if (
 ):
     _gpus = hardware.gpu_count()
     if _gpus:
-        workflow.register_resource("gpu", _gpus)
-        shell.prefix(_env + f"export {hardware.GPU_LOCKS_ENV}=1; ")
+        _gpu_jobs, _gpu_env = hardware.local_gpu_jobs(
+            _gpus, config["gpu_jobs_per_device"], config["train"]["backend"]
+        )
+        workflow.register_resource("gpu", _gpu_jobs)
+        shell.prefix(
+            _env
+            + "".join(
+                f"export {name}={shlex.quote(value)}; "
+                for name, value in _gpu_env.items()
+            )
+        )
 
 RESULTS = f"results/{config['run_name']}"
 DATA = f"{RESULTS}/data/dataset.npz"

@@ -110,7 +110,8 @@ CLAIM = """
 import sys, time
 from kdbench import hardware
 try:
-    print(hardware.claim_gpus(int(sys.argv[1]), sys.argv[2], wait_seconds=float(sys.argv[3])), flush=True)
+    print(hardware.claim_gpus(int(sys.argv[1]), sys.argv[2], wait_seconds=float(sys.argv[3]),
+                              jobs_per_gpu=int(sys.argv[5])), flush=True)
 except Exception as err:
     print("error:", err, flush=True)
     sys.exit(2)
@@ -127,7 +128,7 @@ def test_concurrent_jobs_each_get_a_gpu_of_their_own(monkeypatch, tmp_path):
     locks = str(tmp_path / "locks")
 
     def start(count, wait, hold):
-        return subprocess.Popen([sys.executable, "-c", CLAIM, str(count), locks, str(wait), str(hold)],
+        return subprocess.Popen([sys.executable, "-c", CLAIM, str(count), locks, str(wait), str(hold), "1"],
                                 stdout=subprocess.PIPE, text=True, env=env)
     first = start(1, 5, 30)
     assert first.stdout.readline().strip() == "['0']"
@@ -139,6 +140,42 @@ def test_concurrent_jobs_each_get_a_gpu_of_their_own(monkeypatch, tmp_path):
     first.kill()  # even SIGKILL releases its lock
     first.wait()
     assert start(2, 5, 0).communicate(timeout=30)[0].strip() == "['0', '1']"
+
+
+def test_jobs_share_a_gpu_up_to_its_slots_and_fill_every_gpu_first(monkeypatch, tmp_path):
+    import subprocess
+    import sys
+
+    fake_nvidia_smi(monkeypatch, tmp_path, TWO_GPUS)
+    env = {**os.environ, "PYTHONPATH": str(__import__("conftest").ROOT)}
+    locks = str(tmp_path / "locks")
+
+    def start(wait, hold):  # a one-GPU job on a machine whose GPUs take 2 jobs each
+        return subprocess.Popen([sys.executable, "-c", CLAIM, "1", locks, str(wait), str(hold), "2"],
+                                stdout=subprocess.PIPE, text=True, env=env)
+    holders = [start(5, 30) for _ in range(4)]
+    try:
+        claimed = sorted(holder.stdout.readline().strip() for holder in holders)
+        assert claimed == ["['0']", "['0']", "['1']", "['1']"]  # two jobs on each GPU, no more
+        fifth = start(0.5, 0)
+        out, _ = fifth.communicate(timeout=30)
+        assert fifth.returncode == 2 and "no free GPU among 0, 1" in out
+    finally:
+        for holder in holders:
+            holder.kill()
+            holder.wait()
+
+
+def test_local_gpu_jobs_count_slots_and_share_memory_unless_the_user_chose():
+    jobs, env = hardware.local_gpu_jobs(2, 1, "jax", environ={})
+    assert jobs == 2 and env == {hardware.GPU_LOCKS_ENV: "1", hardware.GPU_SLOTS_ENV: "1"}  # defaults kept
+    jobs, env = hardware.local_gpu_jobs(2, 3, "jax", environ={})
+    assert jobs == 6 and env[hardware.GPU_SLOTS_ENV] == "3"
+    assert env["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.300" and env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "true"
+    _, env = hardware.local_gpu_jobs(1, 3, "jax", environ={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"})
+    assert "XLA_PYTHON_CLIENT_PREALLOCATE" not in env and "XLA_PYTHON_CLIENT_MEM_FRACTION" in env
+    assert hardware.local_gpu_jobs(1, 4, "tensorflow", environ={})[1]["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+    assert hardware.local_gpu_jobs(1, 4, "torch", environ={})[1]["KDBENCH_TORCH_MEMORY_FRACTION"] == "0.225"
 
 
 def test_gpus_are_claimed_only_when_the_workflow_asks(monkeypatch, tmp_path):

@@ -302,9 +302,10 @@ def test_online_soft_targets_skip_the_logits_step(tmp_path):
 
 
 def test_invalid_config_names_the_key_before_any_job(tmp_path):
-    result = run_snakemake(tmp_path, "-n", "--cores", "1", "--config", "threads=0")
+    result = run_snakemake(tmp_path, "-n", "--cores", "1", "--config", "threads=0", "gpu_jobs_per_device=0")
     assert result.returncode != 0
     assert "threads: 0 is less than the minimum of 1" in result.stdout + result.stderr
+    assert "gpu_jobs_per_device: 0 is less than the minimum of 1" in result.stdout + result.stderr
 
 
 def test_lint_is_clean(tmp_path):

@@ -141,21 +141,3 @@ def cpu_description() -> str:
     except OSError:
         pass
     return f"CPU: {cpu}"
-
-
-def gpu_sharing_env(backend: str, jobs_per_gpu: int) -> dict[str, str]:
-    """Environment that lets `jobs_per_gpu` jobs share one GPU's memory, set before the backend starts.
-
-    TensorFlow and JAX take most of a GPU's memory at start by default (PyTorch's caching allocator grows on
-    demand). One job per GPU keeps those defaults. Several: TensorFlow grows its memory as needed; JAX
-    preallocates its share, 0.9 / jobs (a share, not growth: XLA's allocator fragments less than growing);
-    PyTorch is capped at the same share in configure() (PYTORCH_CUDA_ALLOC_CONF cannot cap it).
-    """
-    if jobs_per_gpu <= 1:
-        return {}
-    share = f"{0.9 / jobs_per_gpu:.3f}"
-    if backend == "tensorflow":
-        return {"TF_FORCE_GPU_ALLOW_GROWTH": "true"}
-    if backend == "jax":
-        return {"XLA_PYTHON_CLIENT_PREALLOCATE": "true", "XLA_PYTHON_CLIENT_MEM_FRACTION": share}
-    return {"KDBENCH_TORCH_MEMORY_FRACTION": share}

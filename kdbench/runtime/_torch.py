@@ -18,7 +18,7 @@ def configure(threads: int, seed: int, deterministic: bool) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's deterministic mode needs it
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
-    share = os.environ.get("KDBENCH_TORCH_MEMORY_FRACTION")  # several jobs share this GPU (gpu_sharing_env)
+    share = os.environ.get("KDBENCH_TORCH_MEMORY_FRACTION")  # several jobs share this GPU (hardware.gpu_sharing_env)
     if share and torch.cuda.is_available():
         torch.cuda.set_per_process_memory_fraction(float(share))
 
