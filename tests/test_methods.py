@@ -64,7 +64,8 @@ def logits_batch(seed=0, batch=8, classes=10, scale=3.0):
 
 
 def floats(terms):
-    return {name: float(value) for name, value in terms.items()}
+    # through NumPy: on PyTorch a term that depends on trainable weights (fitnets' connector) still has a graph
+    return {name: float(keras.ops.convert_to_numpy(value)) for name, value in terms.items()}
 
 
 # ---------------------------------------------------------------- declarations
