@@ -8,6 +8,7 @@ sees (has_gpu, matmul_peak_gflops) is asked of kdbench.runtime, the one module t
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import re
 import shutil
@@ -105,20 +106,18 @@ def claim_gpus(count: int = 1, lock_dir: str | Path | None = None, wait_seconds:
     deadline = time.monotonic() + wait_seconds
     while True:
         taken = {}
-        for slot in range(max(1, jobs_per_gpu)):
-            for gpu in gpus:
-                if gpu in taken:
-                    continue
-                name = re.sub(r"[^A-Za-z0-9_-]", "_", gpu) + (f".{slot}" if slot else "")
-                handle = open(folder / f"gpu-{name}.lock", "a")
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
-                    handle.close()
-                    continue
-                taken[gpu] = handle
-                if len(taken) == count:
-                    break
+        # slot by slot: every GPU's first slot is tried before any GPU's second
+        for slot, gpu in itertools.product(range(max(1, jobs_per_gpu)), gpus):
+            if gpu in taken:
+                continue
+            name = re.sub(r"[^A-Za-z0-9_-]", "_", gpu) + (f".{slot}" if slot else "")
+            handle = open(folder / f"gpu-{name}.lock", "a")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                continue
+            taken[gpu] = handle
             if len(taken) == count:
                 break
         if len(taken) == count:
@@ -143,8 +142,7 @@ def claim_gpus_if_asked() -> list[str]:
     wanted = os.environ.get(GPU_LOCKS_ENV, "")
     if not wanted or wanted == "0":
         return []
-    count, jobs_per_gpu = (_positive(os.environ.get(name, "")) for name in (GPU_LOCKS_ENV, GPU_SLOTS_ENV))
-    return claim_gpus(count, jobs_per_gpu=jobs_per_gpu)
+    return claim_gpus(_positive(wanted), jobs_per_gpu=_positive(os.environ.get(GPU_SLOTS_ENV, "")))
 
 
 def _positive(text: str) -> int:
